@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/internal/config"
+)
+
+// errUsage is returned after a flag error has been printed.
+var errUsage = errors.New("usage")
+
+// app is what every subcommand shares: configuration, logger and streams.
+type app struct {
+	name   string
+	cfg    config.Config
+	log    *slog.Logger
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newApp(name string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) (*app, error) {
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return &app{name: name, cfg: cfg, log: newLogger(stderr, cfg), stdin: stdin, stdout: stdout, stderr: stderr}, nil
+}
+
+// newLogger logs text on a terminal and JSON otherwise, unless LOG_FORMAT
+// says which. Logs always go to stderr: stdout may carry MCP over stdio.
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// flagSet returns a FlagSet whose --help lists the flags and the
+// environment variables.
+func (a *app) flagSet(synopsis string, env ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet("mcpjobs "+a.name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(a.stderr, "usage: mcpjobs %s %s\n\nflags:\n", a.name, synopsis)
+		fs.PrintDefaults()
+		if len(env) > 0 {
+			fmt.Fprintln(a.stderr, "\nenvironment (flags override):")
+			for _, v := range config.Vars {
+				for _, name := range env {
+					if v.Name == name {
+						fmt.Fprintf(a.stderr, "  %-22s %s\n", v.Name, v.Description)
+					}
+				}
+			}
+		}
+	}
+	return fs
+}
+
+// parse parses flags; a flag error has been printed already.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return errUsage
+	}
+	return nil
+}
+
+// defaultRedisURL is used when REDIS_URL is unset (outside dev).
+const defaultRedisURL = "redis://127.0.0.1:6379"
+
+// openRedis connects to a Redis URL as asynq parses it and checks that it
+// answers.
+func openRedis(ctx context.Context, url string) (redis.UniversalClient, error) {
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("REDIS_URL: unsupported connection type %T", opt)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis does not answer at %s: %w (start one, or set REDIS_URL)", redactURL(url), err)
+	}
+	return rdb, nil
+}
+
+// redactURL hides a password in a URL for messages.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		return scheme + "://***@" + rest[at+1:]
+	}
+	return u
+}
+
+// serveHTTP serves h on l until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", slog.Any("error", err))
+		_ = srv.Close()
+	}
+	return nil
+}
+
+// listen opens a TCP listener with an error that says what to do.
+func listen(addr, flagName string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (choose another with %s)", addr, err, flagName)
+	}
+	return l, nil
+}
+
+// isLoopback reports whether addr binds only a loopback interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

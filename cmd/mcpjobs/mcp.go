@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/mcp"
+)
+
+var mcpEnv = []string{"REDIS_URL", "MCP_AUTH_TOKENS", "INTRANET_COVERAGES", "LOG_LEVEL", "LOG_FORMAT"}
+
+func runMCP(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("[flags]", mcpEnv...)
+	transport := fs.String("transport", "stdio", "stdio or http")
+	addr := fs.String("addr", "127.0.0.1:8080", "HTTP address (with --transport http); MCP is served at /mcp")
+	insecure := fs.Bool("insecure-no-auth", false, "allow HTTP on a non-loopback address without MCP_AUTH_TOKENS")
+	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *transport != "stdio" && *transport != "http" {
+		fmt.Fprintf(a.stderr, "--transport %q: use stdio or http\n", *transport)
+		return errUsage
+	}
+	rdb, err := openRedis(ctx, *redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	srv, jc, err := newMCPServer(a, rdb)
+	if err != nil {
+		return err
+	}
+	defer jc.Close()
+	if *transport == "stdio" {
+		a.log.Info("serving MCP over stdio")
+		return srv.ServeStdio(ctx, a.stdin, a.stdout)
+	}
+	if err := checkExposure(*addr, srv, *insecure); err != nil {
+		return err
+	}
+	l, err := listen(*addr, "--addr")
+	if err != nil {
+		return err
+	}
+	a.log.Info("serving MCP over HTTP", slog.String("url", "http://"+l.Addr().String()+"/mcp"))
+	return serveHTTP(ctx, l, srv.HTTPHandler(), a.log)
+}
+
+// newMCPServer builds the MCP server and its jobs client.
+func newMCPServer(a *app, rdb redis.UniversalClient) (*mcp.Server, *jobs.Client, error) {
+	tokens, err := mcp.ParseTokens(a.cfg.MCPAuthTokens)
+	if err != nil {
+		return nil, nil, err
+	}
+	jc := jobs.NewClient(rdb, jobs.Options{Logger: a.log.With(slog.String("component", "jobs"))})
+	srv, err := mcp.New(mcp.Options{
+		Jobs:      jc,
+		Coverages: a.cfg.Coverages,
+		Tokens:    tokens,
+		Logger:    a.log.With(slog.String("component", "mcp")),
+	})
+	if err != nil {
+		_ = jc.Close()
+		return nil, nil, err
+	}
+	return srv, jc, nil
+}
+
+// checkExposure refuses to serve MCP without authentication beyond loopback.
+func checkExposure(addr string, srv *mcp.Server, insecure bool) error {
+	if isLoopback(addr) || srv.HasTokens() || insecure {
+		return nil
+	}
+	return errors.New("refusing to serve MCP on " + addr + " without authentication: set MCP_AUTH_TOKENS (name:token,...), bind 127.0.0.1, or pass --insecure-no-auth")
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/internal/config"
+	"github.com/mcpjobs/mcpjobs/worker"
+	"github.com/mcpjobs/mcpjobs/worker/intranet"
+)
+
+// workerFlags are the flags of a worker replica, shared by worker and dev.
+type workerFlags struct {
+	concurrency     int
+	shutdownTimeout time.Duration
+	callTimeout     time.Duration
+}
+
+func (f *workerFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.concurrency, "concurrency", 20, "jobs run at once by this replica")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight jobs may finish before they go back to the queue")
+	fs.DurationVar(&f.callTimeout, "call-timeout", 120*time.Second, "timeout of one platform call")
+}
+
+func registerIntranetFlags(fs *flag.FlagSet, c *config.Intranet) {
+	fs.StringVar(&c.BaseURL, "intranet-base-url", c.BaseURL, "platform base URL (INTRANET_BASE_URL)")
+	fs.StringVar(&c.AuthURL, "intranet-auth-url", c.AuthURL, "platform auth URL (INTRANET_AUTH_URL; default base URL + /auth/token)")
+	fs.StringVar(&c.Username, "intranet-username", c.Username, "platform service account (INTRANET_USERNAME)")
+	fs.StringVar(&c.TokenPrefix, "intranet-token-prefix", c.TokenPrefix, "text before the token in Authorization (INTRANET_TOKEN_PREFIX)")
+}
+
+var workerEnv = []string{"REDIS_URL", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "LOG_LEVEL", "LOG_FORMAT"}
+
+func runWorker(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("[flags]", workerEnv...)
+	var wf workerFlags
+	wf.register(fs)
+	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
+	registerIntranetFlags(fs, &a.cfg.Intranet)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rdb, err := openRedis(ctx, *redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	w, err := newWorker(a, rdb, wf)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// newWorker builds a worker replica from the configuration.
+func newWorker(a *app, rdb redis.UniversalClient, wf workerFlags) (*worker.Worker, error) {
+	ic := a.cfg.Intranet
+	client, err := intranet.New(intranet.Config{
+		BaseURL:     ic.BaseURL,
+		AuthURL:     ic.AuthURL,
+		Username:    ic.Username,
+		Password:    ic.Password,
+		TokenPrefix: ic.TokenPrefix,
+		Timeout:     wf.callTimeout,
+		Logger:      a.log.With(slog.String("component", "intranet")),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return worker.New(rdb, worker.Config{
+		Client:          client,
+		Concurrency:     wf.concurrency,
+		ShutdownTimeout: wf.shutdownTimeout,
+		Logger:          a.log.With(slog.String("component", "worker")),
+		LogLevel:        a.cfg.LogLevel,
+	})
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,121 @@
+// Package config reads mcpjobs' configuration from the environment; the
+// subcommands of cmd/mcpjobs bind flags over it.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Config is everything the environment can set.
+type Config struct {
+	// RedisURL is REDIS_URL: redis://, rediss:// or redis-sentinel:// as
+	// asynq parses them. Default: redis://127.0.0.1:6379 (dev: its own).
+	RedisURL string
+	// Intranet is how workers reach the platform.
+	Intranet Intranet
+	// MCPAuthTokens is MCP_AUTH_TOKENS (or the content of
+	// MCP_AUTH_TOKENS_FILE): "name:token,name:token".
+	MCPAuthTokens string
+	// Coverages is INTRANET_COVERAGES: the coverage IDs the aspect tool
+	// offers, comma-separated; "*" accepts any. Default: the simulator's.
+	Coverages []string
+	// WebUsername and WebPassword guard the operator site.
+	WebUsername, WebPassword string
+	// LogLevel is LOG_LEVEL: debug, info, warn or error. Default: info.
+	LogLevel slog.Level
+	// LogFormat is LOG_FORMAT: text or json. Default: text on a terminal,
+	// json otherwise.
+	LogFormat string
+}
+
+// Intranet is the platform connection.
+type Intranet struct {
+	// BaseURL is INTRANET_BASE_URL.
+	BaseURL string
+	// AuthURL is INTRANET_AUTH_URL. Default: BaseURL + "/auth/token".
+	AuthURL string
+	// Username is INTRANET_USERNAME.
+	Username string
+	// Password is INTRANET_PASSWORD, or the content of INTRANET_PASSWORD_FILE.
+	Password string
+	// TokenPrefix is INTRANET_TOKEN_PREFIX, e.g. "Bearer ". Default: "".
+	TokenPrefix string
+}
+
+// Var documents one environment variable.
+type Var struct {
+	Name, Description string
+}
+
+// Vars lists the environment variables, for --help.
+var Vars = []Var{
+	{"REDIS_URL", "Redis URL (redis://, rediss://, redis-sentinel://)"},
+	{"INTRANET_BASE_URL", "platform base URL, e.g. http://127.0.0.1:8081"},
+	{"INTRANET_AUTH_URL", "platform auth URL (default: base URL + /auth/token)"},
+	{"INTRANET_USERNAME", "platform service account"},
+	{"INTRANET_PASSWORD", "its password (or INTRANET_PASSWORD_FILE: a file holding it)"},
+	{"INTRANET_TOKEN_PREFIX", `text before the token in Authorization, e.g. "Bearer " (default none)`},
+	{"INTRANET_COVERAGES", `coverage IDs the aspect tool offers, comma-separated, "*" for any`},
+	{"MCP_AUTH_TOKENS", "HTTP bearer tokens, name:token,name:token (or MCP_AUTH_TOKENS_FILE)"},
+	{"WEB_USERNAME", "operator site user"},
+	{"WEB_PASSWORD", "operator site password"},
+	{"LOG_LEVEL", "debug, info, warn, error (default info)"},
+	{"LOG_FORMAT", "text or json (default: text on a terminal, else json)"},
+}
+
+// FromEnv reads the configuration through getenv (os.Getenv in main).
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		RedisURL: getenv("REDIS_URL"),
+		Intranet: Intranet{
+			BaseURL:     strings.TrimRight(getenv("INTRANET_BASE_URL"), "/"),
+			AuthURL:     getenv("INTRANET_AUTH_URL"),
+			Username:    getenv("INTRANET_USERNAME"),
+			Password:    getenv("INTRANET_PASSWORD"),
+			TokenPrefix: getenv("INTRANET_TOKEN_PREFIX"),
+		},
+		MCPAuthTokens: getenv("MCP_AUTH_TOKENS"),
+		WebUsername:   getenv("WEB_USERNAME"),
+		WebPassword:   getenv("WEB_PASSWORD"),
+		LogFormat:     strings.ToLower(getenv("LOG_FORMAT")),
+	}
+	var err error
+	if c.Intranet.Password, err = fromFile(c.Intranet.Password, getenv("INTRANET_PASSWORD_FILE"), "INTRANET_PASSWORD"); err != nil {
+		return c, err
+	}
+	if c.MCPAuthTokens, err = fromFile(c.MCPAuthTokens, getenv("MCP_AUTH_TOKENS_FILE"), "MCP_AUTH_TOKENS"); err != nil {
+		return c, err
+	}
+	for _, id := range strings.Split(getenv("INTRANET_COVERAGES"), ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			c.Coverages = append(c.Coverages, id)
+		}
+	}
+	if lvl := getenv("LOG_LEVEL"); lvl != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+			return c, fmt.Errorf("config: LOG_LEVEL %q: use debug, info, warn or error", lvl)
+		}
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		return c, fmt.Errorf("config: LOG_FORMAT %q: use text or json", c.LogFormat)
+	}
+	return c, nil
+}
+
+// fromFile returns value, or the trimmed content of file when value is
+// empty and file is set.
+func fromFile(value, file, name string) (string, error) {
+	if value != "" || file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("config: %s_FILE: %w", name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

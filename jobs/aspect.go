@@ -1,0 +1,87 @@
+package jobs
+
+import (
+	"math"
+	"regexp"
+)
+
+// Aspect limits.
+const (
+	// DefaultScaleM is the platform's default cell size for aspect analysis.
+	DefaultScaleM = 30
+	// MinScaleM and MaxScaleM bound scale_m.
+	MinScaleM = 1
+	MaxScaleM = 10000
+)
+
+// coverageIDPattern is the shape of a coverage ID.
+var coverageIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// AspectPayload asks the platform for a slope-aspect analysis of a coverage
+// over a bounding box (POST /api/coverage/aspect).
+type AspectPayload struct {
+	// CoverageID names the elevation coverage, e.g. "dem_30m".
+	CoverageID string `json:"coverage_id"`
+	// BBox is [min_lon, min_lat, max_lon, max_lat] in degrees.
+	BBox []float64 `json:"bbox"`
+	// ScaleM is the cell size in metres (default 30).
+	ScaleM float64 `json:"scale_m"`
+}
+
+// TaskType implements Payload.
+func (AspectPayload) TaskType() string { return TypeAspect }
+
+// Validate implements Payload. A zero ScaleM means the default.
+func (p AspectPayload) Validate() error {
+	if p.CoverageID == "" {
+		return fieldErrorf("coverage_id", "is empty; name an elevation coverage such as dem_30m")
+	}
+	if !coverageIDPattern.MatchString(p.CoverageID) {
+		return fieldErrorf("coverage_id", "%q is not a coverage ID (letters, digits, _ . -; at most 128)", truncate(p.CoverageID, 40))
+	}
+	if err := validateBBox(p.BBox); err != nil {
+		return err
+	}
+	if p.ScaleM != 0 && (math.IsNaN(p.ScaleM) || p.ScaleM < MinScaleM || p.ScaleM > MaxScaleM) {
+		return fieldErrorf("scale_m", "must be between %d and %d metres, got %v", MinScaleM, MaxScaleM, p.ScaleM)
+	}
+	return nil
+}
+
+// WithDefaults returns the payload with ScaleM set when it was zero.
+func (p AspectPayload) WithDefaults() AspectPayload {
+	if p.ScaleM == 0 {
+		p.ScaleM = DefaultScaleM
+	}
+	return p
+}
+
+func validateBBox(b []float64) error {
+	if len(b) != 4 {
+		return fieldErrorf("bbox", "must be 4 numbers [min_lon, min_lat, max_lon, max_lat], got %d", len(b))
+	}
+	for i, v := range b {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fieldErrorf("bbox", "element %d is not a finite number", i)
+		}
+	}
+	minLon, minLat, maxLon, maxLat := b[0], b[1], b[2], b[3]
+	switch {
+	case minLon < -180 || maxLon > 180:
+		return fieldErrorf("bbox", "longitudes must be within [-180, 180]")
+	case minLat < -90 || maxLat > 90:
+		return fieldErrorf("bbox", "latitudes must be within [-90, 90]")
+	case minLon >= maxLon:
+		return fieldErrorf("bbox", "min_lon %v must be less than max_lon %v", minLon, maxLon)
+	case minLat >= maxLat:
+		return fieldErrorf("bbox", "min_lat %v must be less than max_lat %v", minLat, maxLat)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,211 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configure a Client. The zero value is usable.
+type Options struct {
+	// Retention is how long a finished job stays readable. Default: 24h.
+	Retention time.Duration
+	// RecheckInterval is how often a waiting caller re-reads the job's
+	// state in case an announcement was lost. Default: 1s.
+	RecheckInterval time.Duration
+	// Logger receives the client's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Retention <= 0 {
+		o.Retention = 24 * time.Hour
+	}
+	if o.RecheckInterval <= 0 {
+		o.RecheckInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Client enqueues jobs and reads, waits for and lists them. It is safe for
+// concurrent use.
+type Client struct {
+	rdb       redis.UniversalClient
+	opts      Options
+	enqueuer  *asynq.Client
+	inspector *asynq.Inspector
+	hub       *hub
+}
+
+// NewClient returns a Client on a Redis connection, which it does not close.
+func NewClient(rdb redis.UniversalClient, opts Options) *Client {
+	opts = opts.withDefaults()
+	return &Client{
+		rdb:       rdb,
+		opts:      opts,
+		enqueuer:  asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		hub:       newHub(rdb, opts.Logger),
+	}
+}
+
+// Close stops the client's subscription.
+func (c *Client) Close() error { return c.hub.close() }
+
+// EnqueueOption is a per-call enqueue setting.
+type EnqueueOption func(*enqueueOptions)
+
+type enqueueOptions struct {
+	credential string
+}
+
+// WithCredential makes the job use the caller's own platform token instead
+// of the shared one. The token is stored apart from the payload.
+func WithCredential(token string) EnqueueOption {
+	return func(o *enqueueOptions) { o.credential = token }
+}
+
+// Enqueue validates p and enqueues it as a job owned by owner. A payload
+// that fails validation returns an error that wraps ErrInvalid, and nothing
+// is enqueued.
+func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...EnqueueOption) (*View, error) {
+	if owner == "" {
+		return nil, fmt.Errorf("jobs: enqueue without an owner")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	spec, ok := SpecFor(p.TaskType())
+	if !ok {
+		return nil, fmt.Errorf("jobs: unknown task type %q", p.TaskType())
+	}
+	var eo enqueueOptions
+	for _, o := range opts {
+		o(&eo)
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: encode %s payload: %w", spec.Type, err)
+	}
+	id := newJobID(spec)
+	now := time.Now().UTC()
+	headers := map[string]string{headerOwner: owner, headerCreatedAt: now.Format(time.RFC3339Nano)}
+	if eo.credential != "" {
+		headers[HasCredential] = "1"
+		ttl := c.opts.Retention + time.Duration(spec.MaxRetry+1)*spec.Timeout
+		if err := saveCredential(ctx, c.rdb, id, eo.credential, ttl); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	task := asynq.NewTaskWithHeaders(spec.Type, body, headers)
+	if _, err := c.enqueuer.EnqueueContext(ctx, task, spec.options(id, c.opts.Retention)...); err != nil {
+		if eo.credential != "" {
+			_ = DropCredential(context.WithoutCancel(ctx), c.rdb, id)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	c.opts.Logger.DebugContext(ctx, "job enqueued", slog.String("job_id", id), slog.String("type", spec.Type), slog.String("owner", owner))
+	return &View{JobID: id, Type: spec.Type, State: StatePending, CreatedAt: &now, Owner: owner}, nil
+}
+
+// Get returns the view of a job owned by owner. An unknown job and another
+// owner's job both return ErrNotFound.
+func (c *Client) Get(ctx context.Context, owner, id string) (*View, error) {
+	spec, ok := specForID(id)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	info, err := c.inspector.GetTaskInfo(spec.Queue, id)
+	if isNotFound(err) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	v := viewOf(info)
+	if v.Owner != owner {
+		return nil, ErrNotFound
+	}
+	return v, nil
+}
+
+// Wait waits up to d for a job to end and returns its view then, or when d
+// has passed, whatever its state. It wakes on the workers' announcements and
+// re-reads the state every RecheckInterval in case one was lost. progress,
+// when not nil, is called with each view read while waiting.
+func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, progress func(*View)) (*View, error) {
+	announced, unregister := c.hub.register(id)
+	defer unregister()
+	c.hub.waitReady(time.Second)
+
+	v, err := c.Get(ctx, owner, id)
+	if err != nil || v.State.Final() || d <= 0 {
+		return v, err
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	recheck := time.NewTicker(c.opts.RecheckInterval)
+	defer recheck.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return v, nil
+		case <-timer.C:
+			return v, nil
+		case <-recheck.C:
+		case <-announced:
+			// The worker announces before asynq records the outcome, so
+			// the state may still read active for a moment.
+			v, err = c.settle(ctx, owner, id)
+			if err != nil {
+				return nil, err
+			}
+			if v.State.Final() {
+				return v, nil
+			}
+			if progress != nil {
+				progress(v)
+			}
+			continue
+		}
+		if v, err = c.Get(ctx, owner, id); err != nil {
+			return nil, err
+		}
+		if v.State.Final() {
+			return v, nil
+		}
+		if progress != nil {
+			progress(v)
+		}
+	}
+}
+
+// settle re-reads an announced job until it leaves the active state, for
+// at most a few hundred milliseconds.
+func (c *Client) settle(ctx context.Context, owner, id string) (*View, error) {
+	delay := time.Millisecond
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for {
+		v, err := c.Get(ctx, owner, id)
+		if err != nil || v.State != StateActive || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+}
+
+var _ io.Closer = (*Client)(nil)

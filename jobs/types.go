@@ -1,0 +1,119 @@
+package jobs
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+)
+
+// Task type names, "domain:verb" as asynq's documentation writes them.
+const (
+	TypeAspect = "intranet:aspect"
+)
+
+// Queue names. Interactive tools, batch submits and batch polls run in
+// separate weighted queues so that a flood of polls never starves an
+// interactive call.
+const (
+	QueueInteractive = "interactive"
+	QueueBatch       = "batch"
+	QueuePoll        = "poll"
+)
+
+// Queues is the queue priority map a worker serves (asynq.Config.Queues).
+var Queues = map[string]int{
+	QueueInteractive: 6,
+	QueueBatch:       3,
+	QueuePoll:        1,
+}
+
+// Headers set on every task; they are not part of the payload.
+const (
+	headerOwner     = "owner"
+	headerCreatedAt = "created_at"
+)
+
+// Spec is how one job type is enqueued.
+type Spec struct {
+	// Type is the asynq task type.
+	Type string
+	// Kind prefixes job IDs of this type ("aspect-…"), so an ID names its queue.
+	Kind string
+	// Queue is the asynq queue.
+	Queue string
+	// MaxRetry is the number of retries after the first attempt.
+	MaxRetry int
+	// Timeout bounds one attempt.
+	Timeout time.Duration
+}
+
+// specs lists every job type. The platform's own calls may take minutes
+// (client timeout 120 s), so an attempt gets a little more than that.
+var specs = []Spec{
+	{Type: TypeAspect, Kind: "aspect", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second},
+}
+
+// SpecFor returns the spec of a task type.
+func SpecFor(taskType string) (Spec, bool) {
+	for _, s := range specs {
+		if s.Type == taskType {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// specForID returns the spec whose kind prefixes a job ID.
+func specForID(id string) (Spec, bool) {
+	kind, _, ok := strings.Cut(id, "-")
+	if !ok {
+		return Spec{}, false
+	}
+	for _, s := range specs {
+		if s.Kind == kind {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// newJobID returns a fresh job ID for a spec: "<kind>-<uuid>".
+func newJobID(s Spec) string { return s.Kind + "-" + uuid.NewString() }
+
+// Payload is the body of one job type.
+type Payload interface {
+	// TaskType is the asynq task type the payload belongs to.
+	TaskType() string
+	// Validate reports the first problem with the payload as a *FieldError.
+	Validate() error
+}
+
+// FieldError is a bad argument: which field, and what is wrong with it.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+// Error implements error.
+func (e *FieldError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Problem) }
+
+// Is makes errors.Is(err, ErrInvalid) true for every FieldError.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+func fieldErrorf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// options returns the asynq options of a spec.
+func (s Spec) options(id string, retention time.Duration) []asynq.Option {
+	return []asynq.Option{
+		asynq.TaskID(id),
+		asynq.Queue(s.Queue),
+		asynq.MaxRetry(s.MaxRetry),
+		asynq.Timeout(s.Timeout),
+		asynq.Retention(retention),
+	}
+}

@@ -1,0 +1,111 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// State is the state of a job as clients see it.
+type State string
+
+// Job states.
+const (
+	StatePending   State = "pending"
+	StateScheduled State = "scheduled"
+	StateActive    State = "active"
+	StateRetry     State = "retry"
+	StateCompleted State = "completed"
+	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
+)
+
+// Final reports whether a job in this state will not change again.
+func (s State) Final() bool {
+	return s == StateCompleted || s == StateFailed || s == StateCancelled
+}
+
+// View is a job as the MCP tools answer it.
+type View struct {
+	JobID string `json:"job_id"`
+	// Type is the asynq task type, e.g. "intranet:aspect".
+	Type  string `json:"type"`
+	State State  `json:"state"`
+	// Result is set when the job completed: the platform's data, the
+	// execution time and the attempts.
+	Result *Result `json:"result,omitempty"`
+	// Error is set when the job failed, and while it waits to retry.
+	Error    *Failure `json:"error,omitempty"`
+	Attempts int      `json:"attempts"`
+	// NextAttemptAt is when a scheduled or retrying job runs next.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	CreatedAt     *time.Time `json:"created_at,omitempty"`
+	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+	// Owner is the identity that created the job; never shown.
+	Owner string `json:"-"`
+}
+
+// viewOf builds the view of an asynq task.
+func viewOf(info *asynq.TaskInfo) *View {
+	v := &View{
+		JobID: info.ID,
+		Type:  info.Type,
+		Owner: info.Headers[headerOwner],
+	}
+	if t, err := time.Parse(time.RFC3339Nano, info.Headers[headerCreatedAt]); err == nil {
+		v.CreatedAt = &t
+	}
+	var rec record
+	if len(info.Result) > 0 {
+		_ = json.Unmarshal(info.Result, &rec)
+	}
+	switch info.State {
+	case asynq.TaskStatePending, asynq.TaskStateAggregating:
+		v.State, v.Attempts = StatePending, info.Retried
+	case asynq.TaskStateScheduled:
+		v.State, v.Attempts = StateScheduled, info.Retried
+		v.NextAttemptAt = timePtr(info.NextProcessAt)
+	case asynq.TaskStateActive:
+		v.State, v.Attempts = StateActive, info.Retried+1
+	case asynq.TaskStateRetry:
+		v.State, v.Attempts = StateRetry, info.Retried
+		v.NextAttemptAt = timePtr(info.NextProcessAt)
+		v.Error = &Failure{Message: info.LastErr}
+	case asynq.TaskStateCompleted:
+		v.State, v.Attempts = StateCompleted, info.Retried+1
+		res := rec.Result
+		if rec.Attempts > 0 {
+			v.Attempts = rec.Attempts
+		}
+		res.Attempts = v.Attempts
+		v.Result = &res
+		v.CompletedAt = timePtr(info.CompletedAt)
+	case asynq.TaskStateArchived:
+		v.State, v.Attempts = StateFailed, info.Retried+1
+		if rec.Attempts > 0 {
+			v.Attempts = rec.Attempts
+		}
+		if rec.Error != nil {
+			v.Error = rec.Error
+		} else {
+			v.Error = &Failure{Message: info.LastErr}
+		}
+		v.CompletedAt = timePtr(info.LastFailedAt)
+	}
+	return v
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// isNotFound reports an Inspector error that means "no such task".
+func isNotFound(err error) bool {
+	return errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound)
+}

@@ -1,0 +1,106 @@
+package mcp
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// LocalIdentity is the identity of a stdio client, and of HTTP clients when
+// no tokens are configured on a loopback address.
+const LocalIdentity = "local"
+
+type identityKey struct{}
+
+// WithIdentity returns ctx carrying the caller's identity.
+func WithIdentity(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, identityKey{}, name)
+}
+
+// IdentityFrom returns the caller's identity, or "" when there is none.
+func IdentityFrom(ctx context.Context) string {
+	name, _ := ctx.Value(identityKey{}).(string)
+	return name
+}
+
+// Tokens maps bearer tokens to identity names (MCP_AUTH_TOKENS).
+type Tokens struct {
+	entries []tokenEntry
+}
+
+type tokenEntry struct {
+	name string
+	hash [32]byte
+}
+
+// ParseTokens parses "name:token,name:token". Names and tokens must be
+// non-empty; a token may not be given twice.
+func ParseTokens(s string) (*Tokens, error) {
+	t := &Tokens{}
+	seen := map[[32]byte]bool{}
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, tok, ok := strings.Cut(part, ":")
+		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
+		if !ok || name == "" || tok == "" {
+			return nil, fmt.Errorf("mcp: MCP_AUTH_TOKENS entry %d is not name:token", i+1)
+		}
+		h := sha256.Sum256([]byte(tok))
+		if seen[h] {
+			return nil, fmt.Errorf("mcp: MCP_AUTH_TOKENS entry %d (%s) repeats a token", i+1, name)
+		}
+		seen[h] = true
+		t.entries = append(t.entries, tokenEntry{name: name, hash: h})
+	}
+	return t, nil
+}
+
+// Len is the number of tokens.
+func (t *Tokens) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.entries)
+}
+
+// lookup returns the identity of a bearer token, comparing in constant time.
+func (t *Tokens) lookup(token string) (string, bool) {
+	h := sha256.Sum256([]byte(token))
+	name, found := "", 0
+	for _, e := range t.entries {
+		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
+			name, found = e.name, 1
+		}
+	}
+	return name, found == 1
+}
+
+// authenticate wraps next: with tokens, a request must carry
+// "Authorization: Bearer <token>" and runs as that token's identity;
+// without tokens, every request runs as LocalIdentity.
+func (t *Tokens) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t.Len() == 0 {
+			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), LocalIdentity)))
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		name, valid := "", false
+		if ok {
+			name, valid = t.lookup(strings.TrimSpace(tok))
+		}
+		if !valid {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mcpjobs"`)
+			http.Error(w, "unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKENS)", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), name)))
+	})
+}

@@ -1,0 +1,124 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
+)
+
+// DefaultCoverages are the coverage IDs offered when none are configured.
+var DefaultCoverages = []string{"dem_30m", "dem_90m", "srtm_30m"}
+
+// MaxRequestBytes caps an HTTP request body.
+const MaxRequestBytes = 2 << 20
+
+// Options configure a Server.
+type Options struct {
+	// Jobs enqueues and reads jobs. Required.
+	Jobs *jobs.Client
+	// Coverages are the coverage IDs coverage_aspect_analysis accepts.
+	// Default: DefaultCoverages. A single "*" accepts any well-formed ID.
+	Coverages []string
+	// Tokens maps HTTP bearer tokens to identities. Default: none, every
+	// HTTP caller is LocalIdentity.
+	Tokens *Tokens
+	// Version is reported to clients. Default: "dev".
+	Version string
+	// Logger receives the server's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Server is the MCP server.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	mcp  *mcpserver.MCPServer
+}
+
+var errMissingJobs = errors.New("mcp: Options.Jobs is nil (create one with jobs.NewClient on a Redis connection)")
+
+// New returns a Server with every tool registered.
+func New(opts Options) (*Server, error) {
+	if opts.Jobs == nil {
+		return nil, errMissingJobs
+	}
+	if len(opts.Coverages) == 0 {
+		opts.Coverages = DefaultCoverages
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, log: opts.Logger}
+	s.mcp = mcpserver.NewMCPServer("mcpjobs", opts.Version,
+		mcpserver.WithToolCapabilities(false),
+		mcpserver.WithInputSchemaValidation(),
+		mcpserver.WithStrictInputSchemaDefault(),
+		mcpserver.WithRecovery(),
+		mcpserver.WithInstructions(instructions),
+	)
+	for _, t := range s.tools() {
+		s.mcp.AddTool(t.tool, t.handler)
+	}
+	return s, nil
+}
+
+const instructions = `mcpjobs runs long calls to the intranet geospatial platform as durable jobs.
+Each tool enqueues a job and waits up to wait_seconds (default 25) for it; the answer is the job view:
+job_id, state (pending, scheduled, active, retry, completed, failed, cancelled), and result or error.
+A job that has not ended yet keeps running: ask again later with get_job and its job_id.`
+
+// anyCoverage reports whether every well-formed coverage ID is accepted.
+func (s *Server) anyCoverage() bool { return slices.Contains(s.opts.Coverages, "*") }
+
+// HTTPHandler serves streamable HTTP MCP at /mcp, behind bearer-token
+// authentication when tokens are configured.
+func (s *Server) HTTPHandler() http.Handler {
+	streamable := mcpserver.NewStreamableHTTPServer(s.mcp,
+		mcpserver.WithEndpointPath("/mcp"),
+		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			return WithIdentity(ctx, IdentityFrom(r.Context()))
+		}),
+		mcpserver.WithStreamableHTTPLogger(s.log),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", s.opts.Tokens.authenticate(limitBody(streamable)))
+	return mux
+}
+
+// ServeStdio serves MCP over in and out as LocalIdentity until ctx ends or
+// in closes.
+func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	stdio := mcpserver.NewStdioServer(s.mcp)
+	stdio.SetContextFunc(func(ctx context.Context) context.Context {
+		return WithIdentity(ctx, LocalIdentity)
+	})
+	return stdio.Listen(ctx, in, out)
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxRequestBytes {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// MCPServer returns the underlying mcp-go server, for in-process clients.
+func (s *Server) MCPServer() *mcpserver.MCPServer { return s.mcp }
+
+
+// HasTokens reports whether HTTP callers must authenticate.
+func (s *Server) HasTokens() bool { return s.opts.Tokens.Len() > 0 }

@@ -1,0 +1,228 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
+)
+
+// Wait limits for tools that wait for their job.
+const (
+	// DefaultWaitSeconds is how long a tool waits for its job by default.
+	DefaultWaitSeconds = 25
+	// MaxWaitSeconds caps wait_seconds.
+	MaxWaitSeconds = 60
+	// MaxAuthTokenLength caps a caller's auth_token.
+	MaxAuthTokenLength = 4096
+)
+
+type tool struct {
+	tool    mcpgo.Tool
+	handler mcpserver.ToolHandlerFunc
+}
+
+func (s *Server) tools() []tool {
+	return []tool{
+		{s.aspectTool(), s.handleAspect},
+	}
+}
+
+func waitSecondsOption() mcpgo.ToolOption {
+	return mcpgo.WithNumber("wait_seconds",
+		mcpgo.Description("How long to wait for the job to end before answering with its current state, 0–60 seconds. The job goes on after the answer; fetch it later with get_job."),
+		mcpgo.Min(0), mcpgo.Max(MaxWaitSeconds), mcpgo.DefaultNumber(DefaultWaitSeconds))
+}
+
+func authTokenOption() mcpgo.ToolOption {
+	return mcpgo.WithString("auth_token",
+		mcpgo.Description("Optional: your own platform token, used instead of the shared service token. It is never refreshed; if it has expired the job fails with \"the auth_token you gave has expired\". It is kept out of logs, results and the dashboard."),
+		mcpgo.MaxLength(MaxAuthTokenLength))
+}
+
+func (s *Server) aspectTool() mcpgo.Tool {
+	coverage := []mcpgo.PropertyOption{
+		mcpgo.Required(),
+		mcpgo.Description("Elevation coverage to analyse, e.g. dem_30m."),
+		mcpgo.MinLength(1), mcpgo.MaxLength(128),
+	}
+	if !s.anyCoverage() {
+		coverage = append(coverage, mcpgo.Enum(s.opts.Coverages...))
+	}
+	return mcpgo.NewTool("coverage_aspect_analysis",
+		mcpgo.WithToolTitle("Slope aspect analysis"),
+		mcpgo.WithDescription("Compute the slope aspect (the compass direction slopes face) of an elevation coverage over a bounding box, as a histogram over N, NE, E, SE, S, SW, W, NW and flat, with the mean aspect in degrees. Runs as a durable job on the intranet platform; answers the job view with the result when it ends within wait_seconds."),
+		mcpgo.WithString("coverage_id", coverage...),
+		mcpgo.WithArray("bbox", mcpgo.Required(),
+			mcpgo.Description("Bounding box [min_lon, min_lat, max_lon, max_lat] in degrees (WGS84), min < max, e.g. [116.0, 39.8, 116.1, 39.9]."),
+			mcpgo.WithNumberItems(), mcpgo.MinItems(4), mcpgo.MaxItems(4)),
+		mcpgo.WithNumber("scale_m",
+			mcpgo.Description("Cell size in metres (default 30). The region may hold at most 4,000,000 cells at this scale."),
+			mcpgo.Min(jobs.MinScaleM), mcpgo.Max(jobs.MaxScaleM), mcpgo.DefaultNumber(jobs.DefaultScaleM)),
+		authTokenOption(),
+		waitSecondsOption(),
+		mcpgo.WithRawOutputSchema(viewSchema),
+		mcpgo.WithReadOnlyHintAnnotation(true),
+		mcpgo.WithOpenWorldHintAnnotation(true),
+	)
+}
+
+type aspectArgs struct {
+	CoverageID  string    `json:"coverage_id"`
+	BBox        []float64 `json:"bbox"`
+	ScaleM      *float64  `json:"scale_m"`
+	AuthToken   string    `json:"auth_token"`
+	WaitSeconds *float64  `json:"wait_seconds"`
+}
+
+func (s *Server) handleAspect(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+	var a aspectArgs
+	if err := bind(req, &a); err != nil {
+		return toolError(err), nil
+	}
+	wait, err := waitDuration(a.WaitSeconds, DefaultWaitSeconds)
+	if err != nil {
+		return toolError(err), nil
+	}
+	p := jobs.AspectPayload{CoverageID: a.CoverageID, BBox: a.BBox}
+	if a.ScaleM != nil {
+		if *a.ScaleM == 0 {
+			return toolError(&jobs.FieldError{Field: "scale_m", Problem: "must be between 1 and 10000 metres, got 0"}), nil
+		}
+		p.ScaleM = *a.ScaleM
+	}
+	if err := p.Validate(); err != nil {
+		return toolError(err), nil
+	}
+	if !s.anyCoverage() && !slices.Contains(s.opts.Coverages, p.CoverageID) {
+		return toolError(&jobs.FieldError{Field: "coverage_id", Problem: fmt.Sprintf("unknown coverage %q; known: %s", p.CoverageID, strings.Join(s.opts.Coverages, ", "))}), nil
+	}
+	return s.enqueueAndWait(ctx, req, p.WithDefaults(), a.AuthToken, wait)
+}
+
+// enqueueAndWait enqueues a job for the caller and answers its view after
+// waiting up to wait for it to end.
+func (s *Server) enqueueAndWait(ctx context.Context, req mcpgo.CallToolRequest, p jobs.Payload, authToken string, wait time.Duration) (*mcpgo.CallToolResult, error) {
+	owner := IdentityFrom(ctx)
+	if owner == "" {
+		return toolError(errors.New("no caller identity")), nil
+	}
+	var opts []jobs.EnqueueOption
+	if authToken != "" {
+		opts = append(opts, jobs.WithCredential(authToken))
+	}
+	v, err := s.opts.Jobs.Enqueue(ctx, owner, p, opts...)
+	if err != nil {
+		return toolError(err), nil
+	}
+	s.log.InfoContext(ctx, "job enqueued", slog.String("tool", req.Params.Name), slog.String("job_id", v.JobID), slog.String("owner", owner))
+	if wait > 0 {
+		waited, err := s.opts.Jobs.Wait(ctx, owner, v.JobID, wait, progressReporter(ctx, req, wait))
+		if err != nil {
+			return toolError(err), nil
+		}
+		v = waited
+	}
+	return viewResult(v), nil
+}
+
+// progressReporter returns a callback that sends progress notifications
+// while a job is waited for, when the client asked for them.
+func progressReporter(ctx context.Context, req mcpgo.CallToolRequest, wait time.Duration) func(*jobs.View) {
+	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
+		return nil
+	}
+	srv := mcpserver.ServerFromContext(ctx)
+	if srv == nil {
+		return nil
+	}
+	token := req.Params.Meta.ProgressToken
+	start := time.Now()
+	total := wait.Seconds()
+	return func(v *jobs.View) {
+		elapsed := math.Min(time.Since(start).Seconds(), total)
+		msg := fmt.Sprintf("job %s is %s (attempt %d)", v.JobID, v.State, v.Attempts)
+		_ = srv.SendNotificationToClient(ctx, "notifications/progress", map[string]any{
+			"progressToken": token,
+			"progress":      math.Round(elapsed*10) / 10,
+			"total":         total,
+			"message":       msg,
+		})
+	}
+}
+
+// viewResult answers a job view as structured content plus the same JSON as
+// text.
+func viewResult(v *jobs.View) *mcpgo.CallToolResult {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return toolError(fmt.Errorf("encode job view: %w", err))
+	}
+	return mcpgo.NewToolResultStructured(json.RawMessage(b), string(b))
+}
+
+// toolError answers a failure as a tool error that says what to do.
+func toolError(err error) *mcpgo.CallToolResult {
+	return mcpgo.NewToolResultError(err.Error())
+}
+
+// bind decodes a tool's arguments, naming the field of a type error.
+func bind(req mcpgo.CallToolRequest, v any) error {
+	raw, err := json.Marshal(req.GetRawArguments())
+	if err != nil {
+		return fmt.Errorf("invalid arguments: %v", err)
+	}
+	if string(raw) == "null" {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &jobs.FieldError{Field: te.Field, Problem: fmt.Sprintf("must be %s, got %s", jsonType(te.Type.Kind().String()), te.Value)}
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return &jobs.FieldError{Field: strings.Trim(f, `"`), Problem: "is not an argument of this tool"}
+		}
+		return fmt.Errorf("invalid arguments: %v", err)
+	}
+	return nil
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "float64", "float32", "int", "int64":
+		return "a number"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	default:
+		return "a " + kind
+	}
+}
+
+// waitDuration checks wait_seconds (0–60) and applies its default.
+func waitDuration(v *float64, def float64) (time.Duration, error) {
+	w := def
+	if v != nil {
+		w = *v
+	}
+	if math.IsNaN(w) || w < 0 || w > MaxWaitSeconds {
+		return 0, &jobs.FieldError{Field: "wait_seconds", Problem: fmt.Sprintf("must be between 0 and %d, got %v", MaxWaitSeconds, w)}
+	}
+	return time.Duration(w * float64(time.Second)), nil
+}

@@ -1,0 +1,160 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/worker/intranet"
+)
+
+// errAuthUnavailable marks a job attempt that could not get a token: the
+// auth endpoint is down or refuses the service account. It is retried
+// without using up the job's retries.
+var errAuthUnavailable = errors.New("worker: platform token unavailable")
+
+// errCallerTokenExpired is the failure of a job whose caller-supplied token
+// the platform refused; such a token is never refreshed.
+var errCallerTokenExpired = errors.New("the auth_token you gave has expired")
+
+// errCallerTokenMissing is the failure of a job that was given a caller
+// token which is no longer stored.
+var errCallerTokenMissing = errors.New("the auth_token you gave is no longer stored (it is kept only while the job lives); submit the job again")
+
+func (w *Worker) handleAspect(ctx context.Context, t *asynq.Task) error {
+	var p jobs.AspectPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	return w.run(ctx, t, intranet.OpAspect, p.WithDefaults())
+}
+
+// decode decodes a task payload; a payload that cannot decode is not retried.
+func decode(t *asynq.Task, v any) error {
+	if err := json.Unmarshal(t.Payload(), v); err != nil {
+		return fmt.Errorf("decode %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return nil
+}
+
+// run makes one platform call for a job and records its result or failure.
+func (w *Worker) run(ctx context.Context, t *asynq.Task, op intranet.Operation, body any, opts ...intranet.CallOption) error {
+	id := t.ResultWriter().TaskID()
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	attempt := retried + 1
+	start := time.Now()
+
+	resp, err := w.call(ctx, t, op, body, opts...)
+	if err == nil {
+		res := jobs.Result{Data: resp.Data, ExecutionTimeMS: resp.Duration.Milliseconds(), Attempts: attempt}
+		if _, werr := t.ResultWriter().Write(jobs.EncodeResult(res)); werr != nil {
+			return fmt.Errorf("record result: %w", werr)
+		}
+		w.ended(ctx, t, id)
+		w.log.InfoContext(ctx, "job completed", slog.String("job_id", id), slog.String("type", t.Type()),
+			slog.Int("attempt", attempt), slog.Int64("execution_time_ms", res.ExecutionTimeMS))
+		return nil
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return err // shutdown or cancellation: asynq decides what follows
+	}
+	final := !retryable(err) || (retried >= maxRetry && isFailure(err))
+	if final {
+		f := failureOf(err)
+		if _, werr := t.ResultWriter().Write(jobs.EncodeFailure(f, attempt, time.Since(start).Milliseconds())); werr != nil {
+			w.log.WarnContext(ctx, "record failure", slog.String("job_id", id), slog.Any("error", werr))
+		}
+		w.ended(ctx, t, id)
+		if !retryable(err) {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+	}
+	return err
+}
+
+// ended cleans up after a job that will not run again.
+func (w *Worker) ended(ctx context.Context, t *asynq.Task, id string) {
+	if t.Headers()[jobs.HasCredential] == "" {
+		return
+	}
+	if err := jobs.DropCredential(context.WithoutCancel(ctx), w.rdb, id); err != nil {
+		w.log.WarnContext(ctx, "drop caller credential", slog.String("job_id", id), slog.Any("error", err))
+	}
+}
+
+// call makes a platform call with the caller's own token when the job has
+// one (never refreshed), else with the shared token, refreshed once on 40003.
+func (w *Worker) call(ctx context.Context, t *asynq.Task, op intranet.Operation, body any, opts ...intranet.CallOption) (*intranet.Response, error) {
+	if t.Headers()[jobs.HasCredential] != "" {
+		id := t.ResultWriter().TaskID()
+		own, err := jobs.Credential(ctx, w.rdb, id)
+		if err != nil {
+			return nil, fmt.Errorf("read caller credential: %w", err)
+		}
+		if own == "" {
+			return nil, errCallerTokenMissing
+		}
+		resp, err := w.cfg.Client.Call(ctx, op, own, body, opts...)
+		if errors.Is(err, intranet.ErrTokenExpired) {
+			return nil, errCallerTokenExpired
+		}
+		return resp, err
+	}
+	tok, err := w.cfg.Tokens.Token(ctx)
+	if err != nil {
+		return nil, authError(err)
+	}
+	resp, err := w.cfg.Client.Call(ctx, op, tok.Value, body, opts...)
+	if !errors.Is(err, intranet.ErrTokenExpired) {
+		return resp, err
+	}
+	w.log.InfoContext(ctx, "token expired; refreshing", slog.String("op", op.Name), slog.Any("token", tok))
+	if tok, err = w.cfg.Tokens.Refresh(ctx, tok); err != nil {
+		return nil, authError(err)
+	}
+	return w.cfg.Client.Call(ctx, op, tok.Value, body, opts...)
+}
+
+// authError marks a failure to get a token as an outage, unless the caller
+// itself gave up.
+func authError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errAuthUnavailable, err)
+}
+
+// retryable reports whether another attempt may succeed.
+func retryable(err error) bool {
+	switch {
+	case errors.Is(err, errCallerTokenExpired), errors.Is(err, errCallerTokenMissing):
+		return false
+	case errors.Is(err, errAuthUnavailable):
+		return true
+	}
+	var ie *intranet.Error
+	if errors.As(err, &ie) {
+		return intranet.Retryable(err)
+	}
+	return true // Redis hiccups, timeouts outside the client: try again
+}
+
+// failureOf describes a final error for the job view.
+func failureOf(err error) jobs.Failure {
+	var ie *intranet.Error
+	switch {
+	case errors.Is(err, errCallerTokenExpired):
+		return jobs.Failure{Code: 40003, Class: intranet.ClassTokenExpired.String(), Message: err.Error()}
+	case errors.As(err, &ie):
+		return jobs.Failure{Code: ie.Code, Class: ie.Class.String(), Message: ie.Error()}
+	default:
+		return jobs.Failure{Class: "internal", Message: err.Error()}
+	}
+}

@@ -1,0 +1,123 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/worker/intranet"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Client calls the platform. Required.
+	Client *intranet.Client
+	// Tokens gives the platform token. Default: LocalTokens on Client.
+	Tokens TokenSource
+	// Concurrency is the number of jobs run at once. Default: 20.
+	Concurrency int
+	// Retry is the retry policy. Default: RetryPolicy{} with its defaults.
+	Retry RetryPolicy
+	// ShutdownTimeout is how long in-flight jobs may run on after a
+	// shutdown begins; jobs still running then go back to the queue.
+	// Default: 30s.
+	ShutdownTimeout time.Duration
+	// Logger receives the worker's logs. Default: discard.
+	Logger *slog.Logger
+	// LogLevel is the level passed to asynq's own logger. Default: info.
+	LogLevel slog.Level
+}
+
+// Worker is one worker replica: an asynq server with the handlers of every
+// job type.
+type Worker struct {
+	rdb    redis.UniversalClient
+	cfg    Config
+	log    *slog.Logger
+	server *asynq.Server
+	mux    *asynq.ServeMux
+}
+
+// errMissingClient is returned by New without a platform client.
+var errMissingClient = errors.New("worker: Config.Client is nil (build one with intranet.New and INTRANET_BASE_URL)")
+
+// New returns a Worker on a Redis connection, which it does not close.
+func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
+	if cfg.Client == nil {
+		return nil, errMissingClient
+	}
+	if cfg.Tokens == nil {
+		cfg.Tokens = NewLocalTokens(cfg.Client, 0)
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 20
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Retry = cfg.Retry.withDefaults()
+	w := &Worker{rdb: rdb, cfg: cfg, log: cfg.Logger}
+	w.mux = asynq.NewServeMux()
+	w.mux.Use(w.announce)
+	w.mux.HandleFunc(jobs.TypeAspect, w.handleAspect)
+	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:     cfg.Concurrency,
+		Queues:          jobs.Queues,
+		RetryDelayFunc:  cfg.Retry.Delay,
+		IsFailure:       isFailure,
+		ErrorHandler:    asynq.ErrorHandlerFunc(w.logError),
+		Logger:          asynqLogger{cfg.Logger},
+		LogLevel:        asynqLevel(cfg.LogLevel),
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+	return w, nil
+}
+
+// Run processes jobs until ctx ends, then shuts down gracefully: in-flight
+// jobs finish within ShutdownTimeout or go back to the queue.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.server.Start(w.mux); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	w.log.InfoContext(ctx, "worker started", slog.Int("concurrency", w.cfg.Concurrency))
+	<-ctx.Done()
+	w.log.Info("worker stopping", slog.Duration("shutdown_timeout", w.cfg.ShutdownTimeout))
+	w.server.Shutdown()
+	return nil
+}
+
+// announce tells waiting callers that an attempt ended.
+func (w *Worker) announce(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		err := next.ProcessTask(ctx, t)
+		id := t.ResultWriter().TaskID()
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if perr := jobs.Announce(actx, w.rdb, id); perr != nil {
+			w.log.Warn("announce job end", slog.String("job_id", id), slog.Any("error", perr))
+		}
+		return err
+	})
+}
+
+func (w *Worker) logError(ctx context.Context, t *asynq.Task, err error) {
+	id, _ := asynq.GetTaskID(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	level := slog.LevelWarn
+	if errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
+		level = slog.LevelError
+	}
+	w.log.Log(ctx, level, "job attempt failed",
+		slog.String("job_id", id), slog.String("type", t.Type()),
+		slog.Int("attempt", retried+1), slog.Any("error", err))
+}

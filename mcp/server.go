@@ -119,6 +119,5 @@ func limitBody(next http.Handler) http.Handler {
 // MCPServer returns the underlying mcp-go server, for in-process clients.
 func (s *Server) MCPServer() *mcpserver.MCPServer { return s.mcp }
 
-
 // HasTokens reports whether HTTP callers must authenticate.
 func (s *Server) HasTokens() bool { return s.opts.Tokens.Len() > 0 }

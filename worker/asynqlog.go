@@ -15,7 +15,7 @@ type asynqLogger struct{ l *slog.Logger }
 var _ asynq.Logger = asynqLogger{}
 
 func (a asynqLogger) log(level slog.Level, args ...any) {
-	a.l.Log(context.Background(), level, fmt.Sprint(args...), slog.String("component", "asynq"))
+	a.l.Log(context.Background(), level, fmt.Sprint(args...), slog.String("source", "asynq"))
 }
 
 func (a asynqLogger) Debug(args ...any) { a.log(slog.LevelDebug, args...) }

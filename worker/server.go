@@ -28,6 +28,12 @@ type Config struct {
 	// shutdown begins; jobs still running then go back to the queue.
 	// Default: 30s.
 	ShutdownTimeout time.Duration
+	// PollInterval is how often an idle worker looks for new jobs; asynq
+	// sleeps between 0.5 and 1.5 times it. Default: 100ms.
+	PollInterval time.Duration
+	// DelayedPollInterval is how often scheduled and retrying jobs that
+	// are due are moved back to their queue. Default: 1s.
+	DelayedPollInterval time.Duration
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
 	// LogLevel is the level passed to asynq's own logger. Default: info.
@@ -61,6 +67,12 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.DelayedPollInterval <= 0 {
+		cfg.DelayedPollInterval = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +90,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 		Logger:          asynqLogger{cfg.Logger},
 		LogLevel:        asynqLevel(cfg.LogLevel),
 		ShutdownTimeout: cfg.ShutdownTimeout,
+
+		TaskCheckInterval:        cfg.PollInterval,
+		DelayedTaskCheckInterval: cfg.DelayedPollInterval,
 	})
 	return w, nil
 }

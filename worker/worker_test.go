@@ -1,0 +1,259 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/worker"
+	"github.com/mcpjobs/mcpjobs/worker/intranet"
+	"github.com/mcpjobs/mcpjobs/worker/simulator"
+)
+
+// stack is a worker running against the simulator on a real Redis.
+type stack struct {
+	rdb    *redis.Client
+	jobs   *jobs.Client
+	sim    *simulator.Simulator
+	simURL string
+	logs   *lockedWriter
+}
+
+func setup(t *testing.T) *stack {
+	t.Helper()
+	rdb := redistest.Start(t).Client(t)
+	sim, err := simulator.New(simulator.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	logs := &lockedWriter{b: &strings.Builder{}}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	client, err := intranet.New(intranet.Config{
+		BaseURL: hs.URL, Username: simulator.DefaultUsername, Password: simulator.DefaultPassword, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(rdb, worker.Config{
+		Client:              client,
+		Concurrency:         8,
+		Retry:               worker.RetryPolicy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+		PollInterval:        20 * time.Millisecond,
+		DelayedPollInterval: 50 * time.Millisecond,
+		ShutdownTimeout:     2 * time.Second,
+		Logger:              logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	jc := jobs.NewClient(rdb, jobs.Options{RecheckInterval: 200 * time.Millisecond})
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = jc.Close()
+	})
+	return &stack{rdb: rdb, jobs: jc, sim: sim, simURL: hs.URL, logs: logs}
+}
+
+// run enqueues p as alice and waits for it to end.
+func (s *stack) run(t *testing.T, p jobs.Payload, opts ...jobs.EnqueueOption) *jobs.View {
+	t.Helper()
+	ctx := t.Context()
+	v, err := s.jobs.Enqueue(ctx, "alice", p, opts...)
+	if err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+	v, err = s.jobs.Wait(ctx, "alice", v.JobID, 20*time.Second, nil)
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	if !v.State.Final() {
+		t.Fatalf("job %s still %s after 20s (error %+v)", v.JobID, v.State, v.Error)
+	}
+	return v
+}
+
+var beijing = jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{116.0, 39.8, 116.1, 39.9}}
+
+func TestAspectCompletes(t *testing.T) {
+	s := setup(t)
+	v := s.run(t, beijing)
+	if v.State != jobs.StateCompleted {
+		t.Fatalf("state = %s, error %+v", v.State, v.Error)
+	}
+	var data simulator.AspectResult
+	if err := json.Unmarshal(v.Result.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range data.Histogram {
+		sum += f
+	}
+	if math.Abs(sum-1) > 1e-9 || data.CellCount == 0 || data.ScaleM != 30 {
+		t.Errorf("histogram sums to %v, cells %d, scale %v", sum, data.CellCount, data.ScaleM)
+	}
+	if v.Result.Attempts != 1 || v.Attempts != 1 {
+		t.Errorf("attempts = %d/%d, want 1", v.Result.Attempts, v.Attempts)
+	}
+	if st := s.sim.Stats(); st.AuthCalls != 1 || st.Calls["aspect"] != 1 {
+		t.Errorf("sim stats = %+v", st)
+	}
+}
+
+func TestPermanentErrorFailsAtOnce(t *testing.T) {
+	s := setup(t)
+	// 2 degrees by 2 degrees at 1 m is far more than 4,000,000 cells.
+	v := s.run(t, jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{100, 30, 102, 32}, ScaleM: 1})
+	if v.State != jobs.StateFailed {
+		t.Fatalf("state = %s", v.State)
+	}
+	if v.Error == nil || v.Error.Code != 40001 || v.Error.Class != "permanent" || !strings.Contains(v.Error.Message, "too large") {
+		t.Errorf("error = %+v", v.Error)
+	}
+	if v.Attempts != 1 || s.sim.Stats().Calls["aspect"] != 1 {
+		t.Errorf("attempts = %d, aspect calls = %d; a permanent error must not retry", v.Attempts, s.sim.Stats().Calls["aspect"])
+	}
+}
+
+func TestExpiredSharedTokenIsRefreshedAndCallRepeated(t *testing.T) {
+	s := setup(t)
+	if v := s.run(t, beijing); v.State != jobs.StateCompleted {
+		t.Fatalf("first job: %s", v.State)
+	}
+	s.sim.ExpireTokens()
+	v := s.run(t, beijing)
+	if v.State != jobs.StateCompleted || v.Attempts != 1 {
+		t.Fatalf("after expiry: state %s attempts %d error %+v", v.State, v.Attempts, v.Error)
+	}
+	st := s.sim.Stats()
+	if st.AuthCalls != 2 || st.ExpiredResponses != 1 {
+		t.Errorf("auth_calls = %d (want 2), expired_responses = %d (want 1)", st.AuthCalls, st.ExpiredResponses)
+	}
+}
+
+func TestTransientFaultsAreRetried(t *testing.T) {
+	s := setup(t)
+	if err := s.sim.SetFaults(simulator.Faults{HTTP5xx: 1}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.jobs.Enqueue(t.Context(), "alice", beijing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := s.jobs.Get(t.Context(), "alice", v.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Attempts >= 2 {
+			if got.State == jobs.StateFailed {
+				t.Fatalf("a transient fault failed the job: %+v", got.Error)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry within 10s: %+v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.sim.SetFaults(simulator.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.jobs.Wait(t.Context(), "alice", v.JobID, 10*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != jobs.StateCompleted || got.Attempts < 2 {
+		t.Fatalf("state %s attempts %d, want completed after retries", got.State, got.Attempts)
+	}
+}
+
+func TestCallerToken(t *testing.T) {
+	s := setup(t)
+	tok := authenticate(t, s.simURL)
+
+	v := s.run(t, beijing, jobs.WithCredential(tok))
+	if v.State != jobs.StateCompleted {
+		t.Fatalf("with a valid caller token: %s %+v", v.State, v.Error)
+	}
+	s.sim.ExpireTokens()
+	v = s.run(t, beijing, jobs.WithCredential(tok))
+	if v.State != jobs.StateFailed || v.Error == nil || v.Error.Message != "the auth_token you gave has expired" {
+		t.Fatalf("with an expired caller token: %s %+v", v.State, v.Error)
+	}
+	if n := s.sim.Stats().AuthCalls; n != 1 {
+		t.Errorf("auth_calls = %d; a caller's token must never be refreshed", n)
+	}
+	// The token is gone from Redis once the job ended, and never logged.
+	keys, err := s.rdb.Keys(t.Context(), "*credential*").Result()
+	if err != nil || len(keys) != 0 {
+		t.Errorf("credential keys left: %v %v", keys, err)
+	}
+	if strings.Contains(s.logs.String(), tok) {
+		t.Error("the caller's token appears in the logs")
+	}
+	assertNotInRedis(t, s.rdb, tok)
+}
+
+// authenticate gets a token from the simulator as the service account.
+func authenticate(t *testing.T, simURL string) string {
+	t.Helper()
+	c, err := intranet.New(intranet.Config{BaseURL: simURL, Username: simulator.DefaultUsername, Password: simulator.DefaultPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Authenticate(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Value
+}
+
+// assertNotInRedis fails when secret is stored in any Redis value.
+func assertNotInRedis(t *testing.T, rdb *redis.Client, secret string) {
+	t.Helper()
+	ctx := t.Context()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		var values []string
+		switch typ := rdb.Type(ctx, k).Val(); typ {
+		case "string":
+			values = []string{rdb.Get(ctx, k).Val()}
+		case "hash":
+			for f, v := range rdb.HGetAll(ctx, k).Val() {
+				values = append(values, f, v)
+			}
+		case "list":
+			values = rdb.LRange(ctx, k, 0, -1).Val()
+		case "set":
+			values = rdb.SMembers(ctx, k).Val()
+		case "zset":
+			values = rdb.ZRange(ctx, k, 0, -1).Val()
+		default:
+			t.Fatalf("key %s has type %s that this check does not read", k, typ)
+		}
+		for _, v := range values {
+			if strings.Contains(v, secret) {
+				t.Errorf("secret found in Redis key %s", k)
+			}
+		}
+	}
+}

@@ -61,7 +61,6 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Logger}
 	s.mcp = mcpserver.NewMCPServer("mcpjobs", opts.Version,
 		mcpserver.WithToolCapabilities(false),
-		mcpserver.WithInputSchemaValidation(),
 		mcpserver.WithStrictInputSchemaDefault(),
 		mcpserver.WithRecovery(),
 		mcpserver.WithInstructions(instructions),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/redis/go-redis/v9"
@@ -39,7 +40,11 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 	defer jc.Close()
 	if *transport == "stdio" {
 		a.log.Info("serving MCP over stdio")
-		return srv.ServeStdio(ctx, a.stdin, a.stdout)
+		err := srv.ServeStdio(ctx, a.stdin, a.stdout)
+		if ctx.Err() != nil || errors.Is(err, io.EOF) {
+			return nil // a signal, or the client closed stdin
+		}
+		return err
 	}
 	if err := checkExposure(*addr, srv, *insecure); err != nil {
 		return err

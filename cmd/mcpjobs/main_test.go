@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mcpclient "github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcpjobs/mcpjobs/internal/redistest"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func envFunc(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// startCommand runs an mcpjobs subcommand in the background until the test ends.
+func startCommand(t *testing.T, env map[string]string, stdin io.Reader, stdout io.Writer, args ...string) *syncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, stdin, stdout, stderr, envFunc(env)) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("mcpjobs %s exited %d:\n%s", args[0], code, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("mcpjobs %s did not stop within 30s", args[0])
+		}
+	})
+	return stderr
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer", url)
+}
+
+func initialize(t *testing.T, c *mcpclient.Client) {
+	t.Helper()
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{
+		ProtocolVersion: mcpgo.LATEST_PROTOCOL_VERSION,
+		ClientInfo:      mcpgo.Implementation{Name: "e2e", Version: "1"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type view struct {
+	JobID  string `json:"job_id"`
+	State  string `json:"state"`
+	Result struct {
+		Data struct {
+			CellCount int                `json:"cell_count"`
+			Histogram map[string]float64 `json:"histogram"`
+		} `json:"data"`
+		ExecutionTimeMS *int64 `json:"execution_time_ms"`
+		Attempts        int    `json:"attempts"`
+	} `json:"result"`
+	Error any `json:"error"`
+}
+
+func callAspect(t *testing.T, c *mcpclient.Client) view {
+	t.Helper()
+	res, err := c.CallTool(t.Context(), mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{
+		Name:      "coverage_aspect_analysis",
+		Arguments: map[string]any{"coverage_id": "dem_30m", "bbox": []any{116.0, 39.8, 116.1, 39.9}, "wait_seconds": 30},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcpgo.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	if res.IsError {
+		t.Fatalf("tool error: %s", b.String())
+	}
+	var v view
+	if err := json.Unmarshal([]byte(b.String()), &v); err != nil {
+		t.Fatalf("decode view %q: %v", b.String(), err)
+	}
+	return v
+}
+
+func checkCompletedAspect(t *testing.T, v view) {
+	t.Helper()
+	if v.State != "completed" {
+		t.Fatalf("state = %s, error %v", v.State, v.Error)
+	}
+	sum := 0.0
+	for _, f := range v.Result.Data.Histogram {
+		sum += f
+	}
+	if len(v.Result.Data.Histogram) != 9 || math.Abs(sum-1) > 1e-9 {
+		t.Errorf("histogram %v sums to %v", v.Result.Data.Histogram, sum)
+	}
+	if v.Result.ExecutionTimeMS == nil || v.Result.Attempts != 1 {
+		t.Errorf("result lacks execution_time_ms or attempts: %+v", v.Result)
+	}
+}
+
+// TestDevEndToEnd runs `mcpjobs dev` and calls the aspect tool through
+// mcp-go's client over streamable HTTP: MCP → Redis → worker → simulator.
+func TestDevEndToEnd(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	addr, simAddr := freeAddr(t), freeAddr(t)
+	stdout := &syncBuffer{}
+	startCommand(t, map[string]string{"REDIS_URL": redisURL, "LOG_LEVEL": "warn"}, nil, stdout,
+		"dev", "--addr", addr, "--sim-addr", simAddr, "--state-dir", t.TempDir())
+	waitHTTP(t, "http://"+simAddr+"/sim/stats")
+	waitHTTP(t, "http://"+addr+"/mcp")
+
+	c, err := mcpclient.NewStreamableHttpClient("http://" + addr + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	initialize(t, c)
+	checkCompletedAspect(t, callAspect(t, c))
+
+	if out := stdout.String(); !strings.Contains(out, "http://"+addr+"/mcp") || !strings.Contains(out, `"mcpServers"`) {
+		t.Errorf("dev banner lacks the MCP URL or the client config:\n%s", out)
+	}
+	resp, err := http.Get("http://" + simAddr + "/sim/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats struct {
+		AuthCalls int            `json:"auth_calls"`
+		Calls     map[string]int `json:"calls"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats.AuthCalls != 1 || stats.Calls["aspect"] != 1 {
+		t.Errorf("simulator saw %+v; want one auth and one aspect call", stats)
+	}
+}
+
+// TestStdioEndToEnd serves MCP over stdio with separate worker and
+// simulator processes' code, as a desktop client would use it.
+func TestStdioEndToEnd(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	simAddr := freeAddr(t)
+	startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, io.Discard, "sim", "--addr", simAddr)
+	waitHTTP(t, "http://"+simAddr+"/sim/stats")
+	startCommand(t, map[string]string{
+		"REDIS_URL": redisURL, "INTRANET_BASE_URL": "http://" + simAddr,
+		"INTRANET_USERNAME": "svc-mcp", "INTRANET_PASSWORD": "sim-password", "LOG_LEVEL": "warn",
+	}, nil, io.Discard, "worker", "--concurrency", "4")
+
+	clientToServer, serverIn := io.Pipe()
+	serverOut, serverToClient := io.Pipe()
+	startCommand(t, map[string]string{"REDIS_URL": redisURL, "LOG_LEVEL": "warn"}, clientToServer, serverToClient, "mcp")
+	t.Cleanup(func() { _ = serverIn.Close(); _ = serverToClient.Close() })
+
+	c := mcpclient.NewClient(transport.NewIO(serverOut, serverIn, io.NopCloser(strings.NewReader(""))))
+	defer c.Close()
+	initialize(t, c)
+	checkCompletedAspect(t, callAspect(t, c))
+}
+
+func TestHelpListsFlagsAndEnvironment(t *testing.T) {
+	for _, cmd := range []string{"dev", "mcp", "worker", "sim"} {
+		t.Run(cmd, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(t.Context(), []string{cmd, "--help"}, nil, io.Discard, &stderr, envFunc(nil))
+			if code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			out := stderr.String()
+			if !strings.Contains(out, "-addr") && cmd != "worker" {
+				t.Errorf("--help lacks --addr:\n%s", out)
+			}
+			if cmd != "sim" && !strings.Contains(out, "REDIS_URL") {
+				t.Errorf("--help lacks the environment:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestBadUsage(t *testing.T) {
+	for _, args := range [][]string{{"nope"}, {"mcp", "--transport", "carrier-pigeon"}, {"worker", "--no-such-flag"}} {
+		var stderr bytes.Buffer
+		if code := run(t.Context(), args, nil, io.Discard, &stderr, envFunc(nil)); code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", args, code, stderr.String())
+		}
+	}
+}
+
+func TestMCPRefusesExposedHTTPWithoutTokens(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	var stderr bytes.Buffer
+	code := run(t.Context(), []string{"mcp", "--transport", "http", "--addr", "0.0.0.0:0"}, nil, io.Discard, &stderr,
+		envFunc(map[string]string{"REDIS_URL": redisURL}))
+	if code != 1 || !strings.Contains(stderr.String(), "MCP_AUTH_TOKENS") {
+		t.Errorf("exit %d:\n%s", code, stderr.String())
+	}
+}

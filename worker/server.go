@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -12,13 +13,15 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
+	"github.com/mcpjobs/mcpjobs/worker/token"
 )
 
 // Config configures a Worker.
 type Config struct {
 	// Client calls the platform. Required.
 	Client *intranet.Client
-	// Tokens gives the platform token. Default: LocalTokens on Client.
+	// Tokens gives the platform token. Default: the token shared by every
+	// replica through Redis (package worker/token), fetched with Client.
 	Tokens TokenSource
 	// Concurrency is the number of jobs run at once. Default: 20.
 	Concurrency int
@@ -59,7 +62,11 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 		return nil, errMissingClient
 	}
 	if cfg.Tokens == nil {
-		cfg.Tokens = NewLocalTokens(cfg.Client, 0)
+		shared, err := token.New(token.Config{Redis: rdb, Auth: cfg.Client, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Tokens = shared
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 20
@@ -107,6 +114,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	<-ctx.Done()
 	w.log.Info("worker stopping", slog.Duration("shutdown_timeout", w.cfg.ShutdownTimeout))
 	w.server.Shutdown()
+	if c, ok := w.cfg.Tokens.(io.Closer); ok {
+		_ = c.Close()
+	}
 	return nil
 }
 

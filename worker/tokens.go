@@ -20,8 +20,11 @@ type TokenSource interface {
 	Refresh(ctx context.Context, stale intranet.Token) (intranet.Token, error)
 }
 
-// LocalTokens is a TokenSource that keeps the token in this process only.
-// Each process fetches its own; use it for a single replica.
+// LocalTokens is a TokenSource that keeps the token in this process only:
+// each process fetches its own, as the original server did. With several
+// replicas their refreshes knock each other's tokens out (the platform keeps
+// one live token per account); it is kept as the baseline that the shared
+// token (package worker/token) is measured against.
 type LocalTokens struct {
 	client *intranet.Client
 	margin time.Duration

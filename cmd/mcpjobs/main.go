@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"mcp":    {"serve MCP over stdio or streamable HTTP", runMCP},
 	"worker": {"run one worker replica", runWorker},
 	"sim":    {"run the intranet platform simulator", runSim},
+	"token":  {"show the shared platform token (status) or force a refresh (refresh)", runToken},
 }
 
 func main() {

@@ -255,3 +255,25 @@ func TestMCPRefusesExposedHTTPWithoutTokens(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, stderr.String())
 	}
 }
+
+func TestTokenRefreshCommand(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	simAddr := freeAddr(t)
+	startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, io.Discard, "sim", "--addr", simAddr)
+	waitHTTP(t, "http://"+simAddr+"/sim/stats")
+	env := envFunc(map[string]string{"REDIS_URL": redisURL, "INTRANET_BASE_URL": "http://" + simAddr,
+		"INTRANET_USERNAME": "svc-mcp", "INTRANET_PASSWORD": "sim-password", "LOG_LEVEL": "warn"})
+	for i, want := range []string{`"generation": 1`, `"generation": 2`} {
+		var out, errOut syncBuffer
+		if code := run(t.Context(), []string{"token", "refresh", "--json"}, nil, &out, &errOut, env); code != 0 {
+			t.Fatalf("refresh %d exited %d: %s", i, code, errOut.String())
+		}
+		if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), `"refreshed_by": "mcpjobs-token-cli"`) {
+			t.Errorf("refresh %d printed:\n%s", i, out.String())
+		}
+	}
+	var errOut syncBuffer
+	if code := run(t.Context(), []string{"token", "frobnicate"}, nil, io.Discard, &errOut, env); code != 2 {
+		t.Errorf("unknown action exited %d", code)
+	}
+}

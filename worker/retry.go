@@ -18,10 +18,13 @@ type RetryPolicy struct {
 	Base time.Duration
 	// Max caps the delay of a transient error. Default: 60s.
 	Max time.Duration
-	// AuthBase and AuthMax bound the delay after the auth endpoint refused
-	// the service account's credentials (40101), so as not to hammer it.
-	// Defaults: 30s and 10m.
-	AuthBase, AuthMax time.Duration
+	// AuthWait is the delay of a job that could not get a token because
+	// the auth endpoint is down (the shared token's cooldown keeps the
+	// endpoint itself from being hammered). Default: 5s.
+	AuthWait time.Duration
+	// InvalidCredentialsWait is the delay after the auth endpoint refused
+	// the service account's credentials (40101). Default: 30s.
+	InvalidCredentialsWait time.Duration
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -31,26 +34,29 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.Max <= 0 {
 		p.Max = time.Minute
 	}
-	if p.AuthBase <= 0 {
-		p.AuthBase = 30 * time.Second
+	if p.AuthWait <= 0 {
+		p.AuthWait = 5 * time.Second
 	}
-	if p.AuthMax <= 0 {
-		p.AuthMax = 10 * time.Minute
+	if p.InvalidCredentialsWait <= 0 {
+		p.InvalidCredentialsWait = 30 * time.Second
 	}
 	return p
 }
 
 // Delay is an asynq.RetryDelayFunc: n is the number of retries so far.
+// Retries that are not the job's fault (see isFailure) do not raise n, so
+// their delays are fixed.
 func (p RetryPolicy) Delay(n int, err error, _ *asynq.Task) time.Duration {
-	var ie *intranet.Error
-	if errors.As(err, &ie) {
-		switch ie.Class {
-		case intranet.ClassRateLimited:
-			// Wait what the platform asked, plus a little spread.
-			return ie.RetryAfter + jitter(ie.RetryAfter/10+10*time.Millisecond)
-		case intranet.ClassInvalidCredentials:
-			return backoff(n, p.AuthBase, p.AuthMax)
+	if errors.Is(err, errAuthUnavailable) {
+		if errors.Is(err, intranet.ErrInvalidCredentials) {
+			return p.InvalidCredentialsWait + jitter(p.InvalidCredentialsWait/2)
 		}
+		return p.AuthWait + jitter(p.AuthWait/2)
+	}
+	var ie *intranet.Error
+	if errors.As(err, &ie) && ie.Class == intranet.ClassRateLimited {
+		// Wait what the platform asked, plus a little spread.
+		return ie.RetryAfter + jitter(ie.RetryAfter/10+10*time.Millisecond)
 	}
 	return backoff(n, p.Base, p.Max)
 }

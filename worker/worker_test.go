@@ -48,7 +48,7 @@ func setup(t *testing.T) *stack {
 	w, err := worker.New(rdb, worker.Config{
 		Client:              client,
 		Concurrency:         8,
-		Retry:               worker.RetryPolicy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+		Retry:               worker.RetryPolicy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, AuthWait: 100 * time.Millisecond},
 		PollInterval:        20 * time.Millisecond,
 		DelayedPollInterval: 50 * time.Millisecond,
 		ShutdownTimeout:     2 * time.Second,
@@ -255,5 +255,36 @@ func assertNotInRedis(t *testing.T, rdb *redis.Client, secret string) {
 				t.Errorf("secret found in Redis key %s", k)
 			}
 		}
+	}
+}
+
+// TestAuthOutageUsesNoRetries: while the auth endpoint is down, a job
+// waits without using up its retries, and completes once auth is back.
+func TestAuthOutageUsesNoRetries(t *testing.T) {
+	s := setup(t)
+	if err := s.sim.SetFaults(simulator.Faults{AuthDown: true}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.jobs.Enqueue(t.Context(), "alice", beijing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // several attempts at the test's AuthWait
+	got, err := s.jobs.Get(t.Context(), "alice", v.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State.Final() || got.Attempts != 0 {
+		t.Fatalf("during the outage: state %s, attempts counted %d (want 0)", got.State, got.Attempts)
+	}
+	if err := s.sim.SetFaults(simulator.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.jobs.Wait(t.Context(), "alice", v.JobID, 20*time.Second, nil)
+	if err != nil || got.State != jobs.StateCompleted {
+		t.Fatalf("after the outage: %+v %v", got, err)
+	}
+	if n := s.sim.Stats().AuthCalls; n > 8 {
+		t.Errorf("auth_calls = %d during a 1s outage; the cooldown should limit them", n)
 	}
 }

@@ -277,3 +277,24 @@ func TestTokenRefreshCommand(t *testing.T) {
 		t.Errorf("unknown action exited %d", code)
 	}
 }
+
+// TestDevEmbeddedRedis: with no REDIS_URL and no redis-server on PATH, dev
+// falls back to an embedded in-memory Redis, says so, and still works.
+func TestDevEmbeddedRedis(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	addr, simAddr := freeAddr(t), freeAddr(t)
+	stdout := &syncBuffer{}
+	stderr := startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, stdout,
+		"dev", "--addr", addr, "--sim-addr", simAddr, "--state-dir", t.TempDir())
+	waitHTTP(t, "http://"+addr+"/mcp")
+	c, err := mcpclient.NewStreamableHttpClient("http://" + addr + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	initialize(t, c)
+	checkCompletedAspect(t, callAspect(t, c))
+	if !strings.Contains(stderr.String(), "embedded in-memory Redis") || !strings.Contains(stdout.String(), "jobs do not survive exit") {
+		t.Errorf("no warning about the embedded Redis:\n%s\n%s", stderr.String(), stdout.String())
+	}
+}

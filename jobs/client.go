@@ -2,7 +2,10 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,7 +68,8 @@ func (c *Client) Close() error { return c.hub.close() }
 type EnqueueOption func(*enqueueOptions)
 
 type enqueueOptions struct {
-	credential string
+	credential     string
+	idempotencyKey string
 }
 
 // WithCredential makes the job use the caller's own platform token instead
@@ -74,12 +78,26 @@ func WithCredential(token string) EnqueueOption {
 	return func(o *enqueueOptions) { o.credential = token }
 }
 
+// WithIdempotencyKey makes the job's ID a function of the owner and key:
+// enqueueing again with the same key answers the same job (while it is
+// retained) instead of a new one.
+func WithIdempotencyKey(key string) EnqueueOption {
+	return func(o *enqueueOptions) { o.idempotencyKey = key }
+}
+
 // Enqueue validates p and enqueues it as a job owned by owner. A payload
 // that fails validation returns an error that wraps ErrInvalid, and nothing
 // is enqueued.
 func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...EnqueueOption) (*View, error) {
-	if owner == "" {
+	if owner == "" || owner == sharedOwner {
 		return nil, fmt.Errorf("jobs: enqueue without an owner")
+	}
+	var eo enqueueOptions
+	for _, o := range opts {
+		o(&eo)
+	}
+	if len(eo.idempotencyKey) > MaxIdempotencyKey {
+		return nil, fieldErrorf("idempotency_key", "is %d characters; the limit is %d", len(eo.idempotencyKey), MaxIdempotencyKey)
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -88,33 +106,53 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...E
 	if !ok {
 		return nil, fmt.Errorf("jobs: unknown task type %q", p.TaskType())
 	}
-	var eo enqueueOptions
-	for _, o := range opts {
-		o(&eo)
+	id := newJobID(spec)
+	if eo.idempotencyKey != "" {
+		sum := sha256.Sum256([]byte(owner + "\x00" + eo.idempotencyKey))
+		id = spec.Kind + "-" + hex.EncodeToString(sum[:16])
 	}
+	v, created, err := c.enqueue(ctx, owner, spec, id, p, eo.credential)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		// The same idempotency key: answer the job it made.
+		return c.Get(ctx, owner, id)
+	}
+	return v, nil
+}
+
+// enqueue enqueues p as job id. created is false when a job with that ID
+// already exists; then v is nil.
+func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string, p any, credential string) (v *View, created bool, err error) {
 	body, err := json.Marshal(p)
 	if err != nil {
-		return nil, fmt.Errorf("jobs: encode %s payload: %w", spec.Type, err)
+		return nil, false, fmt.Errorf("jobs: encode %s payload: %w", spec.Type, err)
 	}
-	id := newJobID(spec)
 	now := time.Now().UTC()
 	headers := map[string]string{headerOwner: owner, headerCreatedAt: now.Format(time.RFC3339Nano)}
-	if eo.credential != "" {
+	if credential != "" {
 		headers[HasCredential] = "1"
 		ttl := c.opts.Retention + time.Duration(spec.MaxRetry+1)*spec.Timeout
-		if err := saveCredential(ctx, c.rdb, id, eo.credential, ttl); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		if err := saveCredential(ctx, c.rdb, id, credential, ttl); err != nil {
+			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
 	task := asynq.NewTaskWithHeaders(spec.Type, body, headers)
 	if _, err := c.enqueuer.EnqueueContext(ctx, task, spec.options(id, c.opts.Retention)...); err != nil {
-		if eo.credential != "" {
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return nil, false, nil
+		}
+		if credential != "" {
 			_ = DropCredential(context.WithoutCancel(ctx), c.rdb, id)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if owner != sharedOwner {
+		c.index(ctx, owner, id, now)
 	}
 	c.opts.Logger.DebugContext(ctx, "job enqueued", slog.String("job_id", id), slog.String("type", spec.Type), slog.String("owner", owner))
-	return &View{JobID: id, Type: spec.Type, State: StatePending, CreatedAt: &now, Owner: owner}, nil
+	return &View{JobID: id, Type: spec.Type, State: StatePending, CreatedAt: &now, Owner: owner}, true, nil
 }
 
 // Get returns the view of a job owned by owner. An unknown job and another
@@ -132,8 +170,11 @@ func (c *Client) Get(ctx context.Context, owner, id string) (*View, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	v := viewOf(info)
-	if v.Owner != owner {
+	if v.Owner != owner && v.Owner != sharedOwner {
 		return nil, ErrNotFound
+	}
+	if err := c.enrich(ctx, v, info); err != nil {
+		return nil, err
 	}
 	return v, nil
 }

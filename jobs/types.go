@@ -11,7 +11,13 @@ import (
 
 // Task type names, "domain:verb" as asynq's documentation writes them.
 const (
-	TypeAspect = "intranet:aspect"
+	TypeAspect      = "intranet:aspect"
+	TypeBigQuery    = "intranet:bigquery"
+	TypeDAG         = "intranet:dag"
+	TypeBatchSubmit = "batch:submit"
+	TypeBatchPoll   = "batch:poll"
+	TypeBatchStatus = "batch:status"
+	TypeBatchCancel = "batch:cancel"
 )
 
 // Queue names. Interactive tools, batch submits and batch polls run in
@@ -48,12 +54,23 @@ type Spec struct {
 	MaxRetry int
 	// Timeout bounds one attempt.
 	Timeout time.Duration
+	// Retention, when set, replaces the client's retention for this type.
+	Retention time.Duration
 }
 
 // specs lists every job type. The platform's own calls may take minutes
 // (client timeout 120 s), so an attempt gets a little more than that.
 var specs = []Spec{
 	{Type: TypeAspect, Kind: "aspect", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second},
+	{Type: TypeBigQuery, Kind: "query", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second},
+	{Type: TypeDAG, Kind: "dag", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second},
+	{Type: TypeBatchStatus, Kind: "status", Queue: QueueInteractive, MaxRetry: 10, Timeout: 150 * time.Second, Retention: 10 * time.Minute},
+	{Type: TypeBatchSubmit, Kind: "submit", Queue: QueueBatch, MaxRetry: 50, Timeout: 150 * time.Second},
+	{Type: TypeBatchCancel, Kind: "cancel", Queue: QueueBatch, MaxRetry: 50, Timeout: 150 * time.Second},
+	// A poll job follows a batch task until it ends: its waits between
+	// polls and the platform's transient errors use up no retries; it
+	// stops at the poll deadline (Options.PollDeadline).
+	{Type: TypeBatchPoll, Kind: "poll", Queue: QueuePoll, MaxRetry: 25, Timeout: 150 * time.Second},
 }
 
 // SpecFor returns the spec of a task type.
@@ -109,6 +126,9 @@ func fieldErrorf(field, format string, args ...any) error {
 
 // options returns the asynq options of a spec.
 func (s Spec) options(id string, retention time.Duration) []asynq.Option {
+	if s.Retention > 0 {
+		retention = s.Retention
+	}
 	return []asynq.Option{
 		asynq.TaskID(id),
 		asynq.Queue(s.Queue),
@@ -117,3 +137,6 @@ func (s Spec) options(id string, retention time.Duration) []asynq.Option {
 		asynq.Retention(retention),
 	}
 }
+
+// OwnerOf returns the identity that owns a task's job.
+func OwnerOf(t *asynq.Task) string { return t.Headers()[headerOwner] }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -43,6 +44,9 @@ type View struct {
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	CreatedAt     *time.Time `json:"created_at,omitempty"`
 	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+	// Batch is, for batch jobs, the latest known status of the platform
+	// task they handle.
+	Batch *BatchRecord `json:"batch,omitempty"`
 	// Owner is the identity that created the job; never shown.
 	Owner string `json:"-"`
 }
@@ -72,7 +76,12 @@ func viewOf(info *asynq.TaskInfo) *View {
 	case asynq.TaskStateRetry:
 		v.State, v.Attempts = StateRetry, info.Retried
 		v.NextAttemptAt = timePtr(info.NextProcessAt)
-		v.Error = &Failure{Message: info.LastErr}
+		if info.Type == TypeBatchPoll && strings.HasPrefix(info.LastErr, PollWaitPrefix) {
+			// A poll job between two polls: scheduled, not failing.
+			v.State = StateScheduled
+		} else {
+			v.Error = &Failure{Message: info.LastErr}
+		}
 	case asynq.TaskStateCompleted:
 		v.State, v.Attempts = StateCompleted, info.Retried+1
 		res := rec.Result
@@ -109,3 +118,7 @@ func timePtr(t time.Time) *time.Time {
 func isNotFound(err error) bool {
 	return errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound)
 }
+
+// PollWaitPrefix starts the message of a poll job that waits for its next
+// poll (asynq keeps such a job in its retry set).
+const PollWaitPrefix = "batch task still running"

@@ -35,6 +35,22 @@ func (w *Worker) handleAspect(ctx context.Context, t *asynq.Task) error {
 	return w.run(ctx, t, intranet.OpAspect, p.WithDefaults())
 }
 
+func (w *Worker) handleBigQuery(ctx context.Context, t *asynq.Task) error {
+	var p jobs.QueryPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	return w.run(ctx, t, intranet.OpBigQuery, p.WithDefaults())
+}
+
+func (w *Worker) handleDAG(ctx context.Context, t *asynq.Task) error {
+	var p jobs.DAGPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	return w.run(ctx, t, intranet.OpDAG, p)
+}
+
 // decode decodes a task payload; a payload that cannot decode is not retried.
 func decode(t *asynq.Task, v any) error {
 	if err := json.Unmarshal(t.Payload(), v); err != nil {
@@ -45,38 +61,54 @@ func decode(t *asynq.Task, v any) error {
 
 // run makes one platform call for a job and records its result or failure.
 func (w *Worker) run(ctx context.Context, t *asynq.Task, op intranet.Operation, body any, opts ...intranet.CallOption) error {
+	start := time.Now()
+	resp, err := w.call(ctx, t, op, body, opts...)
+	if err != nil {
+		return w.fail(ctx, t, err, start)
+	}
+	return w.succeed(ctx, t, resp.Data, resp.Duration)
+}
+
+// succeed records a job's result.
+func (w *Worker) succeed(ctx context.Context, t *asynq.Task, data json.RawMessage, took time.Duration) error {
 	id := t.ResultWriter().TaskID()
 	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	attempt := retried + 1
-	start := time.Now()
+	res := jobs.Result{Data: data, ExecutionTimeMS: took.Milliseconds(), Attempts: retried + 1}
+	if _, err := t.ResultWriter().Write(jobs.EncodeResult(res)); err != nil {
+		return fmt.Errorf("record result: %w", err)
+	}
+	w.ended(ctx, t, id)
+	w.log.InfoContext(ctx, "job completed", slog.String("job_id", id), slog.String("type", t.Type()),
+		slog.Int("attempt", res.Attempts), slog.Int64("execution_time_ms", res.ExecutionTimeMS))
+	return nil
+}
 
-	resp, err := w.call(ctx, t, op, body, opts...)
-	if err == nil {
-		res := jobs.Result{Data: resp.Data, ExecutionTimeMS: resp.Duration.Milliseconds(), Attempts: attempt}
-		if _, werr := t.ResultWriter().Write(jobs.EncodeResult(res)); werr != nil {
-			return fmt.Errorf("record result: %w", werr)
-		}
-		w.ended(ctx, t, id)
-		w.log.InfoContext(ctx, "job completed", slog.String("job_id", id), slog.String("type", t.Type()),
-			slog.Int("attempt", attempt), slog.Int64("execution_time_ms", res.ExecutionTimeMS))
-		return nil
-	}
+// fail decides what a failed attempt leads to: a final failure, recorded in
+// the job's result, or a retry.
+func (w *Worker) fail(ctx context.Context, t *asynq.Task, err error, start time.Time) error {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		return err // shutdown or cancellation: asynq decides what follows
+		return err // shutdown or cancellation: see the cancellation middleware
 	}
-	final := !retryable(err) || (retried >= maxRetry && isFailure(err))
-	if final {
-		f := failureOf(err)
-		if _, werr := t.ResultWriter().Write(jobs.EncodeFailure(f, attempt, time.Since(start).Milliseconds())); werr != nil {
-			w.log.WarnContext(ctx, "record failure", slog.String("job_id", id), slog.Any("error", werr))
-		}
-		w.ended(ctx, t, id)
-		if !retryable(err) {
-			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-		}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if retryable(err) && !(retried >= maxRetry && isFailure(err)) {
+		return err
+	}
+	w.recordFailure(ctx, t, failureOf(err), start)
+	if !retryable(err) {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	return err
+}
+
+// recordFailure stores why a job failed for good.
+func (w *Worker) recordFailure(ctx context.Context, t *asynq.Task, f jobs.Failure, start time.Time) {
+	id := t.ResultWriter().TaskID()
+	retried, _ := asynq.GetRetryCount(ctx)
+	if _, err := t.ResultWriter().Write(jobs.EncodeFailure(f, retried+1, time.Since(start).Milliseconds())); err != nil {
+		w.log.WarnContext(ctx, "record failure", slog.String("job_id", id), slog.Any("error", err))
+	}
+	w.ended(ctx, t, id)
 }
 
 // ended cleans up after a job that will not run again.

@@ -47,6 +47,10 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // Retries that are not the job's fault (see isFailure) do not raise n, so
 // their delays are fixed.
 func (p RetryPolicy) Delay(n int, err error, _ *asynq.Task) time.Duration {
+	var wait *pollWait
+	if errors.As(err, &wait) {
+		return wait.delay
+	}
 	if errors.Is(err, errAuthUnavailable) {
 		if errors.Is(err, intranet.ErrInvalidCredentials) {
 			return p.InvalidCredentialsWait + jitter(p.InvalidCredentialsWait/2)
@@ -88,6 +92,10 @@ func isFailure(err error) bool {
 		return false
 	}
 	if errors.Is(err, errAuthUnavailable) {
+		return false
+	}
+	var wait *pollWait
+	if errors.As(err, &wait) {
 		return false
 	}
 	var ie *intranet.Error

@@ -31,12 +31,17 @@ type Config struct {
 	// shutdown begins; jobs still running then go back to the queue.
 	// Default: 30s.
 	ShutdownTimeout time.Duration
-	// PollInterval is how often an idle worker looks for new jobs; asynq
-	// sleeps between 0.5 and 1.5 times it. Default: 100ms.
-	PollInterval time.Duration
-	// DelayedPollInterval is how often scheduled and retrying jobs that
+	// QueueCheckInterval is how often an idle worker looks for new jobs;
+	// asynq sleeps between 0.5 and 1.5 times it. Default: 100ms.
+	QueueCheckInterval time.Duration
+	// DelayedCheckInterval is how often scheduled and retrying jobs that
 	// are due are moved back to their queue. Default: 1s.
-	DelayedPollInterval time.Duration
+	DelayedCheckInterval time.Duration
+	// BatchPolling paces the jobs that follow batch tasks.
+	BatchPolling BatchPolling
+	// Retention is how long the jobs a worker starts (batch polls and
+	// cancels) stay readable after they end. Default: 24h.
+	Retention time.Duration
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
 	// LogLevel is the level passed to asynq's own logger. Default: info.
@@ -51,6 +56,7 @@ type Worker struct {
 	log    *slog.Logger
 	server *asynq.Server
 	mux    *asynq.ServeMux
+	jobs   *jobs.Client
 }
 
 // errMissingClient is returned by New without a platform client.
@@ -74,20 +80,28 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 100 * time.Millisecond
+	if cfg.QueueCheckInterval <= 0 {
+		cfg.QueueCheckInterval = 100 * time.Millisecond
 	}
-	if cfg.DelayedPollInterval <= 0 {
-		cfg.DelayedPollInterval = time.Second
+	if cfg.DelayedCheckInterval <= 0 {
+		cfg.DelayedCheckInterval = time.Second
 	}
+	cfg.BatchPolling = cfg.BatchPolling.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Retry = cfg.Retry.withDefaults()
-	w := &Worker{rdb: rdb, cfg: cfg, log: cfg.Logger}
+	w := &Worker{rdb: rdb, cfg: cfg, log: cfg.Logger,
+		jobs: jobs.NewClient(rdb, jobs.Options{Retention: cfg.Retention, Logger: cfg.Logger})}
 	w.mux = asynq.NewServeMux()
-	w.mux.Use(w.announce)
+	w.mux.Use(w.announce, w.cancellation)
 	w.mux.HandleFunc(jobs.TypeAspect, w.handleAspect)
+	w.mux.HandleFunc(jobs.TypeBigQuery, w.handleBigQuery)
+	w.mux.HandleFunc(jobs.TypeDAG, w.handleDAG)
+	w.mux.HandleFunc(jobs.TypeBatchSubmit, w.handleSubmit)
+	w.mux.HandleFunc(jobs.TypeBatchPoll, w.handlePoll)
+	w.mux.HandleFunc(jobs.TypeBatchStatus, w.handleStatus)
+	w.mux.HandleFunc(jobs.TypeBatchCancel, w.handleCancel)
 	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:     cfg.Concurrency,
 		Queues:          jobs.Queues,
@@ -98,8 +112,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 		LogLevel:        asynqLevel(cfg.LogLevel),
 		ShutdownTimeout: cfg.ShutdownTimeout,
 
-		TaskCheckInterval:        cfg.PollInterval,
-		DelayedTaskCheckInterval: cfg.DelayedPollInterval,
+		TaskCheckInterval:        cfg.QueueCheckInterval,
+		DelayedTaskCheckInterval: cfg.DelayedCheckInterval,
 	})
 	return w, nil
 }
@@ -118,6 +132,28 @@ func (w *Worker) Run(ctx context.Context) error {
 		_ = c.Close()
 	}
 	return nil
+}
+
+// cancellation turns the end of a job that its owner cancelled while it
+// ran into a final "cancelled" failure; asynq would retry it otherwise.
+func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		start := time.Now()
+		err := next.ProcessTask(ctx, t)
+		if err == nil || ctx.Err() == nil {
+			return err
+		}
+		id := t.ResultWriter().TaskID()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		cancelled, cerr := jobs.IsCancelled(cctx, w.rdb, id)
+		if cerr != nil || !cancelled {
+			return err // a shutdown: the job goes back to the queue
+		}
+		w.recordFailure(cctx, t, jobs.Failure{Class: "cancelled", Message: "cancelled by its owner"}, start)
+		w.log.InfoContext(cctx, "job cancelled", slog.String("job_id", id), slog.String("type", t.Type()))
+		return fmt.Errorf("cancelled: %w", asynq.SkipRetry)
+	})
 }
 
 // announce tells waiting callers that an attempt ended.

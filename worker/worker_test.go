@@ -46,13 +46,13 @@ func setup(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	w, err := worker.New(rdb, worker.Config{
-		Client:              client,
-		Concurrency:         8,
-		Retry:               worker.RetryPolicy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, AuthWait: 100 * time.Millisecond},
-		PollInterval:        20 * time.Millisecond,
-		DelayedPollInterval: 50 * time.Millisecond,
-		ShutdownTimeout:     2 * time.Second,
-		Logger:              logger,
+		Client:               client,
+		Concurrency:          8,
+		Retry:                worker.RetryPolicy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, AuthWait: 100 * time.Millisecond},
+		QueueCheckInterval:   20 * time.Millisecond,
+		DelayedCheckInterval: 50 * time.Millisecond,
+		ShutdownTimeout:      2 * time.Second,
+		Logger:               logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,85 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Listing limits.
+const (
+	DefaultListLimit = 20
+	MaxListLimit     = 100
+	// listScan bounds how many of an owner's newest jobs a filtered list reads.
+	listScan = 1000
+)
+
+func ownerKey(owner string) string { return "mcpjobs:owner:" + owner + ":jobs" }
+
+// index records a new job in its owner's list, newest last, and drops
+// entries older than the retention of any job.
+func (c *Client) index(ctx context.Context, owner, id string, at time.Time) {
+	key := ownerKey(owner)
+	pipe := c.rdb.Pipeline()
+	pipe.ZAdd(ctx, key, redisZ(float64(at.UnixMilli()), id))
+	horizon := at.Add(-c.opts.Retention - batchTTL).UnixMilli()
+	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(horizon, 10))
+	if _, err := pipe.Exec(ctx); err != nil {
+		c.opts.Logger.WarnContext(ctx, "jobs: index job", "job_id", id, "error", err)
+	}
+}
+
+// ValidStates are the states list_jobs filters on.
+var ValidStates = []State{StatePending, StateScheduled, StateActive, StateRetry, StateCompleted, StateFailed, StateCancelled}
+
+// List returns owner's jobs, newest first, optionally only those in state,
+// at most limit (default 20, at most 100).
+func (c *Client) List(ctx context.Context, owner string, state State, limit int) ([]*View, error) {
+	if state != "" {
+		ok := false
+		for _, s := range ValidStates {
+			ok = ok || s == state
+		}
+		if !ok {
+			return nil, fieldErrorf("state", "must be one of pending, scheduled, active, retry, completed, failed, cancelled; got %q", truncate(string(state), 20))
+		}
+	}
+	switch {
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit < 0 || limit > MaxListLimit:
+		return nil, fieldErrorf("limit", "must be between 1 and %d, got %d", MaxListLimit, limit)
+	}
+	scan := int64(limit)
+	if state != "" {
+		scan = listScan
+	}
+	ids, err := c.rdb.ZRevRange(ctx, ownerKey(owner), 0, scan-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	out := []*View{}
+	for _, id := range ids {
+		v, err := c.Get(ctx, owner, id)
+		if errors.Is(err, ErrNotFound) {
+			_ = c.rdb.ZRem(ctx, ownerKey(owner), id).Err() // expired
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if state == "" || v.State == state {
+			out = append(out, v)
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }

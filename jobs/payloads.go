@@ -1,0 +1,174 @@
+package jobs
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Size limits of tool arguments.
+const (
+	// MaxCodeBytes caps sql and code.
+	MaxCodeBytes = 256 << 10
+	// DefaultMaxRows is the platform's default row limit of a query.
+	DefaultMaxRows = 1000
+	// MaxMaxRows caps max_rows.
+	MaxMaxRows = 100000
+	// MaxIdempotencyKey caps a caller's idempotency_key.
+	MaxIdempotencyKey = 128
+	// MaxNameLength caps a batch task's name.
+	MaxNameLength = 200
+)
+
+// Languages are the code-to-DAG languages.
+var Languages = []string{"javascript", "python"}
+
+// checkText checks a required text argument against a size limit.
+func checkText(field, v string, limit int) error {
+	switch {
+	case strings.TrimSpace(v) == "":
+		return fieldErrorf(field, "is empty")
+	case len(v) > limit:
+		return fieldErrorf(field, "is %d bytes; the limit is %d", len(v), limit)
+	case !utf8.ValidString(v):
+		return fieldErrorf(field, "is not valid UTF-8")
+	}
+	return nil
+}
+
+// QueryPayload runs SQL on the platform's big-data engine
+// (POST /api/bigquery/query).
+type QueryPayload struct {
+	SQL string `json:"sql"`
+	// MaxRows caps the rows returned (default 1000).
+	MaxRows int `json:"max_rows"`
+}
+
+// TaskType implements Payload.
+func (QueryPayload) TaskType() string { return TypeBigQuery }
+
+// Validate implements Payload. A zero MaxRows means the default.
+func (p QueryPayload) Validate() error {
+	if err := checkText("sql", p.SQL, MaxCodeBytes); err != nil {
+		return err
+	}
+	if p.MaxRows < 0 || p.MaxRows > MaxMaxRows {
+		return fieldErrorf("max_rows", "must be between 1 and %d, got %d", MaxMaxRows, p.MaxRows)
+	}
+	return nil
+}
+
+// WithDefaults returns the payload with MaxRows set when it was zero.
+func (p QueryPayload) WithDefaults() QueryPayload {
+	if p.MaxRows == 0 {
+		p.MaxRows = DefaultMaxRows
+	}
+	return p
+}
+
+// DAGPayload compiles code into the platform's dataflow graph
+// (POST /api/dag/compile).
+type DAGPayload struct {
+	Code     string `json:"code"`
+	Language string `json:"language"`
+}
+
+// TaskType implements Payload.
+func (DAGPayload) TaskType() string { return TypeDAG }
+
+// Validate implements Payload.
+func (p DAGPayload) Validate() error {
+	if err := checkText("code", p.Code, MaxCodeBytes); err != nil {
+		return err
+	}
+	for _, l := range Languages {
+		if p.Language == l {
+			return nil
+		}
+	}
+	return fieldErrorf("language", "must be one of %s, got %q", strings.Join(Languages, ", "), truncate(p.Language, 40))
+}
+
+// BatchOutput is where a batch task writes its result.
+type BatchOutput struct {
+	Format string `json:"format"`
+	Path   string `json:"path"`
+}
+
+// BatchSubmitPayload submits a batch task (POST /api/batch/submit).
+type BatchSubmitPayload struct {
+	Name   string      `json:"name"`
+	Code   string      `json:"code"`
+	Output BatchOutput `json:"output"`
+}
+
+// TaskType implements Payload.
+func (BatchSubmitPayload) TaskType() string { return TypeBatchSubmit }
+
+// Validate implements Payload.
+func (p BatchSubmitPayload) Validate() error {
+	if err := checkText("name", p.Name, MaxNameLength); err != nil {
+		return err
+	}
+	if err := checkText("code", p.Code, MaxCodeBytes); err != nil {
+		return err
+	}
+	if err := checkText("output.format", p.Output.Format, 32); err != nil {
+		return err
+	}
+	if err := checkText("output.path", p.Output.Path, 1024); err != nil {
+		return err
+	}
+	return nil
+}
+
+// platformTaskIDPattern is the shape of a platform batch task ID accepted
+// by the tools.
+var platformTaskIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+// CheckTaskID validates a platform batch task ID argument.
+func CheckTaskID(field, id string) error {
+	if id == "" {
+		return fieldErrorf(field, "is empty; give the platform's batch task ID, e.g. bt-7f3a…")
+	}
+	if !platformTaskIDPattern.MatchString(id) {
+		return fieldErrorf(field, "%q is not a batch task ID (letters, digits, _ . : -; at most 128)", truncate(id, 40))
+	}
+	return nil
+}
+
+// BatchTaskPayload names a platform batch task: the body of status, poll
+// and cancel jobs.
+type BatchTaskPayload struct {
+	TaskID string `json:"task_id"`
+	// SubmitJobID is the submit job that started the task, if this system
+	// submitted it.
+	SubmitJobID string `json:"submit_job_id,omitempty"`
+	// Since is when following the task began (poll jobs).
+	Since time.Time `json:"since,omitzero"`
+}
+
+// pollPayload, statusPayload and cancelPayload give BatchTaskPayload the
+// task type of each job that carries it.
+type (
+	pollPayload   struct{ BatchTaskPayload }
+	statusPayload struct{ BatchTaskPayload }
+	cancelPayload struct{ BatchTaskPayload }
+)
+
+func (pollPayload) TaskType() string   { return TypeBatchPoll }
+func (statusPayload) TaskType() string { return TypeBatchStatus }
+func (cancelPayload) TaskType() string { return TypeBatchCancel }
+
+// Validate implements Payload.
+func (p BatchTaskPayload) Validate() error { return CheckTaskID("task_id", p.TaskID) }
+
+// PollJobID is the ID of the job that follows platform task taskID.
+func PollJobID(taskID string) string { return "poll-" + taskID }
+
+// statusJobID is the ID of the shared status job for taskID in a time bucket.
+func statusJobID(taskID string, bucket int64) string {
+	return fmt.Sprintf("status-%s-%d", taskID, bucket)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -82,7 +83,9 @@ func (c *Client) cancelOwned(ctx context.Context, id string) (bool, error) {
 func (c *Client) stop(queue, id string, state State) error {
 	var err error
 	if state == StateActive {
-		err = c.inspector.CancelProcessing(id)
+		if err = c.inspector.CancelProcessing(id); err == nil {
+			c.archiveAfterCancel(queue, id)
+		}
 	} else {
 		err = c.inspector.ArchiveTask(queue, id)
 		if errors.Is(err, asynq.ErrTaskNotFound) {
@@ -97,4 +100,26 @@ func (c *Client) stop(queue, id string, state State) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil
+}
+
+// archiveAfterCancel archives a job whose run was just cancelled: asynq
+// ends a cancelled run as a failure to retry, without waiting for the
+// handler. Should this miss (the worker is slow to notice), the worker
+// fails the job as cancelled when it next starts.
+func (c *Client) archiveAfterCancel(queue, id string) {
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		info, err := c.inspector.GetTaskInfo(queue, id)
+		if err != nil {
+			return
+		}
+		switch info.State {
+		case asynq.TaskStateActive:
+			time.Sleep(10 * time.Millisecond)
+			continue
+		case asynq.TaskStateRetry, asynq.TaskStatePending, asynq.TaskStateScheduled:
+			_ = c.inspector.ArchiveTask(queue, id)
+		}
+		return
+	}
 }

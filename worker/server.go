@@ -134,11 +134,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// cancellation turns the end of a job that its owner cancelled while it
-// ran into a final "cancelled" failure; asynq would retry it otherwise.
+// cancellation fails a job that its owner cancelled as "cancelled": when it
+// starts (the owner cancelled it while it waited to retry), and when its run
+// is cancelled (asynq would retry it otherwise).
 func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		start := time.Now()
+		if cancelled, err := jobs.IsCancelled(ctx, w.rdb, t.ResultWriter().TaskID()); err == nil && cancelled {
+			w.recordFailure(ctx, t, jobs.Failure{Class: "cancelled", Message: "cancelled by its owner"}, start)
+			return fmt.Errorf("cancelled: %w", asynq.SkipRetry)
+		}
 		err := next.ProcessTask(ctx, t)
 		if err == nil || ctx.Err() == nil {
 			return err

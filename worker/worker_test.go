@@ -21,6 +21,7 @@ import (
 
 // stack is a worker running against the simulator on a real Redis.
 type stack struct {
+	redis  *redistest.Server
 	rdb    *redis.Client
 	jobs   *jobs.Client
 	sim    *simulator.Simulator
@@ -28,10 +29,13 @@ type stack struct {
 	logs   *lockedWriter
 }
 
-func setup(t *testing.T) *stack {
+func setup(t *testing.T) *stack { t.Helper(); return setupWith(t, simulator.Config{}) }
+
+func setupWith(t *testing.T, simCfg simulator.Config) *stack {
 	t.Helper()
-	rdb := redistest.Start(t).Client(t)
-	sim, err := simulator.New(simulator.Config{})
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	sim, err := simulator.New(simCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +70,7 @@ func setup(t *testing.T) *stack {
 		<-done
 		_ = jc.Close()
 	})
-	return &stack{rdb: rdb, jobs: jc, sim: sim, simURL: hs.URL, logs: logs}
+	return &stack{redis: srv, rdb: rdb, jobs: jc, sim: sim, simURL: hs.URL, logs: logs}
 }
 
 // run enqueues p as alice and waits for it to end.
@@ -286,5 +290,48 @@ func TestAuthOutageUsesNoRetries(t *testing.T) {
 	}
 	if n := s.sim.Stats().AuthCalls; n > 8 {
 		t.Errorf("auth_calls = %d during a 1s outage; the cooldown should limit them", n)
+	}
+}
+
+// TestPollingSurvivesFaultsAndRedisRestart: a poll job follows its batch task
+// to the end through a burst of gateway errors and a Redis restart.
+func TestPollingSurvivesFaultsAndRedisRestart(t *testing.T) {
+	s := setupWith(t, simulator.Config{BatchDuration: 3 * time.Second})
+	v := s.run(t, jobs.BatchSubmitPayload{Name: "n", Code: "c", Output: jobs.BatchOutput{Format: "GeoTIFF", Path: "/out/a.tif"}})
+	if v.State != jobs.StateCompleted {
+		t.Fatalf("submit: %s %+v", v.State, v.Error)
+	}
+	var sub struct {
+		TaskID    string `json:"task_id"`
+		PollJobID string `json:"poll_job_id"`
+	}
+	if err := json.Unmarshal(v.Result.Data, &sub); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sim.SetFaults(simulator.Faults{HTTP5xx: 1}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if err := s.sim.SetFaults(simulator.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	s.redis.Stop(t)
+	time.Sleep(time.Second)
+	s.redis.Restart(t)
+
+	var poll *jobs.View
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var err error
+		poll, err = s.jobs.Wait(t.Context(), "alice", sub.PollJobID, 5*time.Second, nil)
+		if err == nil && poll.State.Final() {
+			break
+		}
+	}
+	if poll == nil || poll.State != jobs.StateCompleted || poll.Batch == nil || poll.Batch.State != "SUCCEEDED" {
+		t.Fatalf("poll job: %+v", poll)
+	}
+	if st := s.sim.Stats(); st.BatchSubmissions != 1 || st.FaultsInjected == 0 {
+		t.Errorf("sim stats: %+v", st)
 	}
 }

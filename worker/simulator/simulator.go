@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -235,6 +236,11 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request, op string, 
 	s.stats.call(op)
 	log := s.log.With(slog.String("operation", op))
 
+	// Read the body first: the server notices a client that hangs up only
+	// once the body is read, and a slow call must not outlive its caller.
+	raw, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(raw), errReader{readErr}))
+
 	apiLatency, _ := s.latencies()
 	if err := sleepCtx(r.Context(), apiLatency); err != nil {
 		log.Debug("sim: client went away during latency", slog.Any("error", err))
@@ -245,7 +251,6 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request, op string, 
 		return
 	}
 
-	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	data, bizErr := s.authorize(r)
 	if bizErr == nil {
 		data, bizErr = h(r)
@@ -390,4 +395,14 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b)
+}
+
+// errReader returns err (io.EOF when nil) after the body read up front.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) {
+	if e.err == nil {
+		return 0, io.EOF
+	}
+	return 0, e.err
 }

@@ -31,7 +31,29 @@ var viewSchema = json.RawMessage(`{
     "attempts": {"type": "integer"},
     "next_attempt_at": {"type": "string", "format": "date-time"},
     "created_at": {"type": "string", "format": "date-time"},
-    "completed_at": {"type": "string", "format": "date-time"}
+    "completed_at": {"type": "string", "format": "date-time"},
+    "batch": {
+      "type": "object",
+      "description": "Batch jobs: the latest known status of the platform task.",
+      "properties": {
+        "task_id": {"type": "string"},
+        "status": {"description": "The platform's status object."},
+        "state": {"type": "string"},
+        "final": {"type": "boolean"},
+        "observed_at": {"type": "string", "format": "date-time"},
+        "observed_by": {"type": "string"}
+      }
+    }
   },
   "required": ["job_id", "state"]
+}`)
+
+// listSchema is the output schema of list_jobs.
+var listSchema = json.RawMessage(`{
+  "type": "object",
+  "properties": {
+    "jobs": {"type": "array", "items": {"type": "object"}, "description": "Job views, newest first."},
+    "count": {"type": "integer"}
+  },
+  "required": ["jobs", "count"]
 }`)

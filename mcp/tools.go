@@ -35,6 +35,13 @@ type tool struct {
 func (s *Server) tools() []tool {
 	return []tool{
 		{s.aspectTool(), s.handleAspect},
+		{queryTool(), s.handleQuery},
+		{dagTool(), s.handleDAG},
+		{submitTool(), s.handleSubmit},
+		{statusTool(), s.handleStatus},
+		{getJobTool(), s.handleGetJob},
+		{listJobsTool(), s.handleListJobs},
+		{cancelJobTool(), s.handleCancelJob},
 	}
 }
 
@@ -104,6 +111,9 @@ func (s *Server) handleAspect(ctx context.Context, req mcpgo.CallToolRequest) (*
 	if err := p.Validate(); err != nil {
 		return toolError(err), nil
 	}
+	if err := checkAuthToken(a.AuthToken); err != nil {
+		return toolError(err), nil
+	}
 	if !s.anyCoverage() && !slices.Contains(s.opts.Coverages, p.CoverageID) {
 		return toolError(&jobs.FieldError{Field: "coverage_id", Problem: fmt.Sprintf("unknown coverage %q; known: %s", p.CoverageID, strings.Join(s.opts.Coverages, ", "))}), nil
 	}
@@ -112,12 +122,11 @@ func (s *Server) handleAspect(ctx context.Context, req mcpgo.CallToolRequest) (*
 
 // enqueueAndWait enqueues a job for the caller and answers its view after
 // waiting up to wait for it to end.
-func (s *Server) enqueueAndWait(ctx context.Context, req mcpgo.CallToolRequest, p jobs.Payload, authToken string, wait time.Duration) (*mcpgo.CallToolResult, error) {
+func (s *Server) enqueueAndWait(ctx context.Context, req mcpgo.CallToolRequest, p jobs.Payload, authToken string, wait time.Duration, opts ...jobs.EnqueueOption) (*mcpgo.CallToolResult, error) {
 	owner := IdentityFrom(ctx)
 	if owner == "" {
 		return toolError(errors.New("no caller identity")), nil
 	}
-	var opts []jobs.EnqueueOption
 	if authToken != "" {
 		opts = append(opts, jobs.WithCredential(authToken))
 	}

@@ -287,3 +287,22 @@ func TestParseTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPBodyCap(t *testing.T) {
+	e := setup(t, "")
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_big_query","arguments":{"sql":"` + strings.Repeat("x", mcp.MaxRequestBytes) + `"}}}`
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("status = %d, want 413", resp.StatusCode)
+	}
+	if n := queued(t, e.rdb); n != 0 {
+		t.Errorf("%d tasks enqueued", n)
+	}
+}

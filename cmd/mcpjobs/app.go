@@ -30,6 +30,8 @@ type app struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// retention is how long finished jobs stay readable (--retention).
+	retention time.Duration
 }
 
 func newApp(name string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) (*app, error) {

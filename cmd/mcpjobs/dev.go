@@ -24,6 +24,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	a.retention = wf.retention
 	if !isLoopback(*addr) && a.cfg.MCPAuthTokens == "" {
 		return fmt.Errorf("dev serves MCP without authentication; bind a loopback --addr (e.g. 127.0.0.1:8080) or set MCP_AUTH_TOKENS")
 	}

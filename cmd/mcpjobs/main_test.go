@@ -216,6 +216,28 @@ func TestStdioEndToEnd(t *testing.T) {
 	defer c.Close()
 	initialize(t, c)
 	checkCompletedAspect(t, callAspect(t, c))
+
+	// The other tools work over stdio too, as the identity "local".
+	q := callView(t, c, "run_big_query", map[string]any{"sql": "SELECT COUNT(*) FROM landcover"})
+	d := callView(t, c, "execute_code_to_dag", map[string]any{"code": "x = Image('dem_30m')", "language": "python", "wait_seconds": 0})
+	sub := callView(t, c, "submit_batch_task", submitArgs)
+	var res struct {
+		TaskID string `json:"task_id"`
+	}
+	sub.data(t, &res)
+	st := callView(t, c, "query_task_status", map[string]any{"task_id": res.TaskID})
+	got := callView(t, c, "get_job", map[string]any{"job_id": d.JobID, "wait_seconds": 20})
+	if q.State != "completed" || got.State != "completed" || st.State != "completed" {
+		t.Errorf("states: query %s, dag %s, status %s", q.State, got.State, st.State)
+	}
+	text, isErr := tool(t, c, "list_jobs", map[string]any{"limit": 10})
+	if isErr || !strings.Contains(text, d.JobID) || !strings.Contains(text, sub.JobID) {
+		t.Errorf("list_jobs: %s", text)
+	}
+	c2 := callView(t, c, "cancel_job", map[string]any{"job_id": sub.JobID})
+	if c2.JobID != sub.JobID {
+		t.Errorf("cancel_job: %+v", c2)
+	}
 }
 
 func TestHelpListsFlagsAndEnvironment(t *testing.T) {

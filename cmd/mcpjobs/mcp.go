@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,6 +22,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "HTTP address (with --transport http); MCP is served at /mcp")
 	insecure := fs.Bool("insecure-no-auth", false, "allow HTTP on a non-loopback address without MCP_AUTH_TOKENS")
 	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
+	fs.DurationVar(&a.retention, "retention", 24*time.Hour, "how long finished jobs stay readable")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,7 +65,7 @@ func newMCPServer(a *app, rdb redis.UniversalClient) (*mcp.Server, *jobs.Client,
 	if err != nil {
 		return nil, nil, err
 	}
-	jc := jobs.NewClient(rdb, jobs.Options{Logger: a.log.With(slog.String("component", "jobs"))})
+	jc := jobs.NewClient(rdb, jobs.Options{Retention: a.retention, Logger: a.log.With(slog.String("component", "jobs"))})
 	srv, err := mcp.New(mcp.Options{
 		Jobs:      jc,
 		Coverages: a.cfg.Coverages,

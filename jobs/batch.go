@@ -41,15 +41,15 @@ func Submission(ctx context.Context, rdb redis.UniversalClient, submitJobID stri
 type BatchRecord struct {
 	TaskID string `json:"task_id"`
 	// Status is the platform's status object, as it answered it.
-	Status json.RawMessage `json:"status"`
+	Status json.RawMessage `json:"status,omitempty"`
 	// State is the platform's state (QUEUED, RUNNING, SUCCEEDED, FAILED,
 	// CANCELLED); Final when it will not change again.
-	State string `json:"state"`
-	Final bool   `json:"final"`
+	State string `json:"state,omitempty"`
+	Final bool   `json:"final,omitempty"`
 	// ObservedAt is when a job read it from the platform.
-	ObservedAt time.Time `json:"observed_at"`
+	ObservedAt time.Time `json:"observed_at,omitzero"`
 	// ObservedBy is the job that read it.
-	ObservedBy string `json:"observed_by"`
+	ObservedBy string `json:"observed_by,omitempty"`
 }
 
 // FinalBatchStates are the platform states that end a batch task.

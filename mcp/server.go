@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
 )
@@ -31,6 +32,9 @@ type Options struct {
 	Tokens *Tokens
 	// Version is reported to clients. Default: "dev".
 	Version string
+	// Metrics, when set, registers the tool call series (mcpjobs_tool_…).
+	// Default: none.
+	Metrics prometheus.Registerer
 	// Logger receives the server's logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -63,6 +67,7 @@ func New(opts Options) (*Server, error) {
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithStrictInputSchemaDefault(),
 		mcpserver.WithRecovery(),
+		mcpserver.WithToolHandlerMiddleware(newToolMetrics(opts.Metrics).middleware),
 		mcpserver.WithInstructions(instructions),
 	)
 	for _, t := range s.tools() {

@@ -19,6 +19,9 @@ import (
 // without using up the job's retries.
 var errAuthUnavailable = errors.New("worker: platform token unavailable")
 
+// errCancelled ends a job that its owner cancelled.
+var errCancelled = errors.New("cancelled by its owner")
+
 // errCallerTokenExpired is the failure of a job whose caller-supplied token
 // the platform refused; such a token is never refreshed.
 var errCallerTokenExpired = errors.New("the auth_token you gave has expired")
@@ -133,7 +136,7 @@ func (w *Worker) call(ctx context.Context, t *asynq.Task, op intranet.Operation,
 		if own == "" {
 			return nil, errCallerTokenMissing
 		}
-		resp, err := w.cfg.Client.Call(ctx, op, own, body, opts...)
+		resp, err := w.platform(ctx, op, own, body, opts...)
 		if errors.Is(err, intranet.ErrTokenExpired) {
 			return nil, errCallerTokenExpired
 		}
@@ -143,7 +146,7 @@ func (w *Worker) call(ctx context.Context, t *asynq.Task, op intranet.Operation,
 	if err != nil {
 		return nil, authError(err)
 	}
-	resp, err := w.cfg.Client.Call(ctx, op, tok.Value, body, opts...)
+	resp, err := w.platform(ctx, op, tok.Value, body, opts...)
 	if !errors.Is(err, intranet.ErrTokenExpired) {
 		return resp, err
 	}
@@ -151,7 +154,15 @@ func (w *Worker) call(ctx context.Context, t *asynq.Task, op intranet.Operation,
 	if tok, err = w.cfg.Tokens.Refresh(ctx, tok); err != nil {
 		return nil, authError(err)
 	}
-	return w.cfg.Client.Call(ctx, op, tok.Value, body, opts...)
+	return w.platform(ctx, op, tok.Value, body, opts...)
+}
+
+// platform makes one timed platform call.
+func (w *Worker) platform(ctx context.Context, op intranet.Operation, tok string, body any, opts ...intranet.CallOption) (*intranet.Response, error) {
+	start := time.Now()
+	resp, err := w.cfg.Client.Call(ctx, op, tok, body, opts...)
+	w.metrics.observeCall(op, time.Since(start), err)
+	return resp, err
 }
 
 // authError marks a failure to get a token as an outage, unless the caller

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
@@ -42,6 +43,9 @@ type Config struct {
 	// Retention is how long the jobs a worker starts (batch polls and
 	// cancels) stay readable after they end. Default: 24h.
 	Retention time.Duration
+	// Metrics, when set, registers the worker's mcpjobs_ series.
+	// Default: none.
+	Metrics prometheus.Registerer
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
 	// LogLevel is the level passed to asynq's own logger. Default: info.
@@ -51,12 +55,13 @@ type Config struct {
 // Worker is one worker replica: an asynq server with the handlers of every
 // job type.
 type Worker struct {
-	rdb    redis.UniversalClient
-	cfg    Config
-	log    *slog.Logger
-	server *asynq.Server
-	mux    *asynq.ServeMux
-	jobs   *jobs.Client
+	rdb     redis.UniversalClient
+	cfg     Config
+	log     *slog.Logger
+	server  *asynq.Server
+	mux     *asynq.ServeMux
+	jobs    *jobs.Client
+	metrics *metrics
 }
 
 // errMissingClient is returned by New without a platform client.
@@ -67,11 +72,14 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 	if cfg.Client == nil {
 		return nil, errMissingClient
 	}
+	m := newMetrics(cfg.Metrics)
 	if cfg.Tokens == nil {
-		shared, err := token.New(token.Config{Redis: rdb, Auth: cfg.Client, Logger: cfg.Logger})
+		shared, err := token.New(token.Config{Redis: rdb, Auth: cfg.Client, Logger: cfg.Logger,
+			OnLockWait: func(d time.Duration) { m.lockWait.Observe(d.Seconds()) }})
 		if err != nil {
 			return nil, err
 		}
+		registerTokenMetrics(cfg.Metrics, shared)
 		cfg.Tokens = shared
 	}
 	if cfg.Concurrency <= 0 {
@@ -91,7 +99,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Retry = cfg.Retry.withDefaults()
-	w := &Worker{rdb: rdb, cfg: cfg, log: cfg.Logger,
+	w := &Worker{rdb: rdb, cfg: cfg, log: cfg.Logger, metrics: m,
 		jobs: jobs.NewClient(rdb, jobs.Options{Retention: cfg.Retention, Logger: cfg.Logger})}
 	w.mux = asynq.NewServeMux()
 	w.mux.Use(w.announce, w.cancellation)
@@ -142,7 +150,7 @@ func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
 		start := time.Now()
 		if cancelled, err := jobs.IsCancelled(ctx, w.rdb, t.ResultWriter().TaskID()); err == nil && cancelled {
 			w.recordFailure(ctx, t, jobs.Failure{Class: "cancelled", Message: "cancelled by its owner"}, start)
-			return fmt.Errorf("cancelled: %w", asynq.SkipRetry)
+			return fmt.Errorf("%w: %w", errCancelled, asynq.SkipRetry)
 		}
 		err := next.ProcessTask(ctx, t)
 		if err == nil || ctx.Err() == nil {
@@ -157,7 +165,7 @@ func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
 		}
 		w.recordFailure(cctx, t, jobs.Failure{Class: "cancelled", Message: "cancelled by its owner"}, start)
 		w.log.InfoContext(cctx, "job cancelled", slog.String("job_id", id), slog.String("type", t.Type()))
-		return fmt.Errorf("cancelled: %w", asynq.SkipRetry)
+		return fmt.Errorf("%w: %w", errCancelled, asynq.SkipRetry)
 	})
 }
 
@@ -165,6 +173,9 @@ func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
 func (w *Worker) announce(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		err := next.ProcessTask(ctx, t)
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		w.metrics.observeEnd(t.Type(), err, retried, maxRetry)
 		id := t.ResultWriter().TaskID()
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()

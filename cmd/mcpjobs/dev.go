@@ -60,13 +60,15 @@ func runDev(ctx context.Context, a *app, args []string) error {
 		g.Go(func() error { return serveHTTP(gctx, l, sim, a.log) })
 	}
 
+	reg := newRegistry()
+	wf.metrics = reg
 	w, err := newWorker(a, rdb, wf)
 	if err != nil {
 		return err
 	}
 	g.Go(func() error { return w.Run(gctx) })
 
-	srv, jc, err := newMCPServer(a, rdb)
+	srv, jc, err := newMCPServer(a, rdb, reg)
 	if err != nil {
 		return err
 	}
@@ -77,6 +79,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", srv.HTTPHandler())
+	mux.Handle("/metrics", metricsHandler(reg))
 	g.Go(func() error { return serveHTTP(gctx, l, mux, a.log) })
 
 	printDevBanner(a, "http://"+l.Addr().String(), simURL, lr.desc, srv.HasTokens())
@@ -91,12 +94,13 @@ func printDevBanner(a *app, base, simURL, redisDesc string, tokens bool) {
 	fmt.Fprintf(a.stdout, `mcpjobs dev is running. Ctrl-C stops everything it started.
 
   MCP (streamable HTTP)  %s/mcp
+  metrics (Prometheus)   %s/metrics
   simulator              %s  (stats: %s/sim/stats)
   redis                  %s
 
 MCP client configuration:
 %s
-`, base, simURL, simURL, redisDesc, b)
+`, base, base, simURL, simURL, redisDesc, b)
 	if tokens {
 		fmt.Fprintln(a.stdout, `(MCP_AUTH_TOKENS is set: add "headers": {"Authorization": "Bearer <token>"})`)
 	}

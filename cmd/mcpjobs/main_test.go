@@ -320,3 +320,59 @@ func TestDevEmbeddedRedis(t *testing.T) {
 		t.Errorf("no warning about the embedded Redis:\n%s\n%s", stderr.String(), stdout.String())
 	}
 }
+
+// TestWorkerMetrics: a worker with --metrics-addr serves mcpjobs_ series,
+// among them a token metric and the platform call latency histogram.
+func TestWorkerMetrics(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	simAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, io.Discard, "sim", "--addr", simAddr)
+	waitHTTP(t, "http://"+simAddr+"/sim/stats")
+	startCommand(t, map[string]string{"REDIS_URL": redisURL, "INTRANET_BASE_URL": "http://" + simAddr,
+		"INTRANET_USERNAME": "svc-mcp", "INTRANET_PASSWORD": "sim-password", "LOG_LEVEL": "warn"},
+		nil, io.Discard, "worker", "--metrics-addr", metricsAddr)
+	mcpAddr, mcpMetrics := freeAddr(t), freeAddr(t)
+	startCommand(t, map[string]string{"REDIS_URL": redisURL, "LOG_LEVEL": "warn"}, nil, io.Discard,
+		"mcp", "--transport", "http", "--addr", mcpAddr, "--metrics-addr", mcpMetrics)
+	waitHTTP(t, "http://"+metricsAddr+"/metrics")
+	waitHTTP(t, "http://"+mcpAddr+"/mcp")
+	c, err := mcpclient.NewStreamableHttpClient("http://" + mcpAddr + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	initialize(t, c)
+	checkCompletedAspect(t, callAspect(t, c))
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`mcpjobs_platform_call_duration_seconds_bucket{operation="aspect",outcome="ok"`,
+		`mcpjobs_jobs_finished_total{outcome="completed",type="intranet:aspect"} 1`,
+		`mcpjobs_token_refreshes_total 1`,
+		`mcpjobs_token_expired_total 0`,
+		`mcpjobs_token_lock_wait_seconds_count`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("worker metrics lack %s", want)
+		}
+	}
+	resp, err = http.Get("http://" + mcpMetrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ = io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`mcpjobs_tool_calls_total{outcome="ok",tool="coverage_aspect_analysis"} 1`,
+		`mcpjobs_tool_call_duration_seconds_count{tool="coverage_aspect_analysis"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("MCP metrics lack %s", want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
@@ -23,6 +24,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 	insecure := fs.Bool("insecure-no-auth", false, "allow HTTP on a non-loopback address without MCP_AUTH_TOKENS")
 	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
 	fs.DurationVar(&a.retention, "retention", 24*time.Hour, "how long finished jobs stay readable")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9091 (default: off)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -35,11 +37,17 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer rdb.Close()
-	srv, jc, err := newMCPServer(a, rdb)
+	reg := newRegistry()
+	srv, jc, err := newMCPServer(a, rdb, reg)
 	if err != nil {
 		return err
 	}
 	defer jc.Close()
+	serve, err := serveMetrics(ctx, a, *metricsAddr, reg)
+	if err != nil {
+		return err
+	}
+	go func() { _ = serve() }()
 	if *transport == "stdio" {
 		a.log.Info("serving MCP over stdio")
 		err := srv.ServeStdio(ctx, a.stdin, a.stdout)
@@ -60,7 +68,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 }
 
 // newMCPServer builds the MCP server and its jobs client.
-func newMCPServer(a *app, rdb redis.UniversalClient) (*mcp.Server, *jobs.Client, error) {
+func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer) (*mcp.Server, *jobs.Client, error) {
 	tokens, err := mcp.ParseTokens(a.cfg.MCPAuthTokens)
 	if err != nil {
 		return nil, nil, err
@@ -70,6 +78,7 @@ func newMCPServer(a *app, rdb redis.UniversalClient) (*mcp.Server, *jobs.Client,
 		Jobs:      jc,
 		Coverages: a.cfg.Coverages,
 		Tokens:    tokens,
+		Metrics:   reg,
 		Logger:    a.log.With(slog.String("component", "mcp")),
 	})
 	if err != nil {

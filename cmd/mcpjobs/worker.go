@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mcpjobs/mcpjobs/internal/config"
 	"github.com/mcpjobs/mcpjobs/worker"
@@ -20,6 +22,7 @@ type workerFlags struct {
 	callTimeout     time.Duration
 	polling         worker.BatchPolling
 	retention       time.Duration
+	metrics         prometheus.Registerer
 }
 
 func (f *workerFlags) register(fs *flag.FlagSet) {
@@ -46,6 +49,7 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 	var wf workerFlags
 	wf.register(fs)
 	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9090 (default: off)")
 	registerIntranetFlags(fs, &a.cfg.Intranet)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -55,11 +59,20 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer rdb.Close()
+	reg := newRegistry()
+	wf.metrics = reg
 	w, err := newWorker(a, rdb, wf)
 	if err != nil {
 		return err
 	}
-	return w.Run(ctx)
+	serve, err := serveMetrics(ctx, a, *metricsAddr, reg)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.Run(gctx) })
+	g.Go(serve)
+	return g.Wait()
 }
 
 // newWorker builds a worker replica from the configuration.
@@ -83,6 +96,7 @@ func newWorker(a *app, rdb redis.UniversalClient, wf workerFlags) (*worker.Worke
 		ShutdownTimeout: wf.shutdownTimeout,
 		BatchPolling:    wf.polling,
 		Retention:       wf.retention,
+		Metrics:         wf.metrics,
 		Logger:          a.log.With(slog.String("component", "worker")),
 		LogLevel:        a.cfg.LogLevel,
 	})

@@ -61,6 +61,9 @@ type Config struct {
 	// answer (40101) waits at least InvalidCredentialsCooldown.
 	// Defaults: 1s, 60s and 30s.
 	CooldownBase, CooldownMax, InvalidCredentialsCooldown time.Duration
+	// OnLockWait, when set, is called with the duration of every wait for
+	// another replica's refresh (for a metrics histogram).
+	OnLockWait func(time.Duration)
 	// Logger receives the logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
@@ -273,8 +276,12 @@ func (s *Shared) replaceShared(ctx context.Context, gen int64) (Record, error) {
 	waited := false
 	defer func() {
 		if waited {
+			d := s.cfg.Now().Sub(start)
 			s.stats.lockWaits.Add(1)
-			s.stats.lockWaitNanos.Add(int64(s.cfg.Now().Sub(start)))
+			s.stats.lockWaitNanos.Add(int64(d))
+			if s.cfg.OnLockWait != nil {
+				s.cfg.OnLockWait(d)
+			}
 		}
 	}()
 	delay := 5 * time.Millisecond

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// newRegistry returns a Prometheus registry with the Go and process series.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// metricsHandler serves a registry for Prometheus.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// serveMetrics serves /metrics on addr until ctx ends; an empty addr serves
+// nothing.
+func serveMetrics(ctx context.Context, a *app, addr string, reg *prometheus.Registry) (func() error, error) {
+	if addr == "" {
+		return func() error { <-ctx.Done(); return nil }, nil
+	}
+	l, err := listen(addr, "--metrics-addr")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metricsHandler(reg))
+	a.log.Info("serving metrics", slog.String("url", "http://"+l.Addr().String()+"/metrics"))
+	return func() error { return serveHTTP(ctx, l, mux, a.log) }, nil
+}

@@ -80,20 +80,43 @@ func TestThreeWorkerProcessesShareOneToken(t *testing.T) {
 	jc := jobs.NewClient(rdb, jobs.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	ids := make([]string, 0, total)
-	for i := range total {
-		lon := 100 + float64(i%50)*0.1
-		v, err := jc.Enqueue(t.Context(), "alice", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{lon, 30, lon + 0.01, 30.01}})
-		if err != nil {
-			t.Fatal(err)
+	enqueueWave := func() {
+		for range total / (expiries + 1) {
+			i := len(ids)
+			lon := 100 + float64(i%50)*0.1
+			v, err := jc.Enqueue(t.Context(), "alice", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{lon, 30, lon + 0.01, 30.01}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, v.JobID)
 		}
-		ids = append(ids, v.JobID)
 	}
-	// Expire the token five times while jobs run, each once it was refreshed.
+	// waitAuthCalls waits for the refresh of an expiry, failing at once on
+	// any extra auth call.
+	waitAuthCalls := func(want int64) {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			st := sim.Stats()
+			if st.AuthCalls > want {
+				t.Fatalf("%d auth calls, want %d", st.AuthCalls, want)
+			}
+			if st.AuthCalls == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no refresh within 60s: %+v", st)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// A wave of jobs, then five times: end every token while jobs are in
+	// flight, and send the next wave.
+	enqueueWave()
+	waitAuthCalls(1)
 	for i := range expiries {
-		waitUntil(t, 60*time.Second, func() bool {
-			return sim.Stats().AuthCalls == int64(i+1) && sim.Stats().Calls["aspect"] > int64((i+1)*total/(expiries+2))
-		})
 		sim.ExpireTokens()
+		enqueueWave()
+		waitAuthCalls(int64(i + 2))
 	}
 	var wg sync.WaitGroup
 	states := make([]jobs.State, total)

@@ -39,7 +39,17 @@ func newApp(name string, stdin io.Reader, stdout, stderr io.Writer, getenv func(
 	if err != nil {
 		return nil, err
 	}
-	return &app{name: name, cfg: cfg, log: newLogger(stderr, cfg), stdin: stdin, stdout: stdout, stderr: stderr}, nil
+	log := newLogger(stderr, cfg)
+	redis.SetLogger(redisLogger{log.With(slog.String("component", "go-redis"))})
+	return &app{name: name, cfg: cfg, log: log, stdin: stdin, stdout: stdout, stderr: stderr}, nil
+}
+
+// redisLogger sends go-redis's own messages (reconnects, pool errors) to
+// slog at warn level instead of its global standard logger.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // newLogger logs text on a terminal and JSON otherwise, unless LOG_FORMAT

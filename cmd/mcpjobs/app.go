@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -40,9 +41,13 @@ func newApp(name string, stdin io.Reader, stdout, stderr io.Writer, getenv func(
 		return nil, err
 	}
 	log := newLogger(stderr, cfg)
-	redis.SetLogger(redisLogger{log.With(slog.String("component", "go-redis"))})
+	redisLoggerOnce.Do(func() { redis.SetLogger(redisLogger{log.With(slog.String("component", "go-redis"))}) })
 	return &app{name: name, cfg: cfg, log: log, stdin: stdin, stdout: stdout, stderr: stderr}, nil
 }
+
+// redisLoggerOnce sets go-redis's process-wide logger once, before any
+// client exists.
+var redisLoggerOnce sync.Once
 
 // redisLogger sends go-redis's own messages (reconnects, pool errors) to
 // slog at warn level instead of its global standard logger.

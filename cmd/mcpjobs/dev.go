@@ -12,13 +12,14 @@ import (
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
-var devEnv = []string{"REDIS_URL", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "INTRANET_COVERAGES", "MCP_AUTH_TOKENS", "LOG_LEVEL", "LOG_FORMAT"}
+var devEnv = []string{"WEB_USERNAME", "WEB_PASSWORD", "REDIS_URL", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "INTRANET_COVERAGES", "MCP_AUTH_TOKENS", "LOG_LEVEL", "LOG_FORMAT"}
 
 func runDev(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("[flags]", devEnv...)
 	addr := fs.String("addr", "127.0.0.1:8080", "address of MCP (/mcp)")
 	simAddr := fs.String("sim-addr", "127.0.0.1:8081", "address of the simulator (unless INTRANET_BASE_URL is set)")
 	stateDir := fs.String("state-dir", ".mcpjobs", "folder for the local redis-server's append-only data")
+	webAddr := fs.String("web-addr", "127.0.0.1:8090", "address of the operator site: /monitoring (asynqmon), /metrics, /healthz, /readyz")
 	var wf workerFlags
 	wf.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -41,6 +42,10 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	defer rdb.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
+	webURL, err := startWeb(gctx, a, rdb, *webAddr, g)
+	if err != nil {
+		return err
+	}
 
 	simURL := "(external) " + a.cfg.Intranet.BaseURL
 	if a.cfg.Intranet.BaseURL == "" {
@@ -82,25 +87,26 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	mux.Handle("/metrics", metricsHandler(reg))
 	g.Go(func() error { return serveHTTP(gctx, l, mux, a.log) })
 
-	printDevBanner(a, "http://"+l.Addr().String(), simURL, lr.desc, srv.HasTokens())
+	printDevBanner(a, "http://"+l.Addr().String(), webURL, simURL, lr.desc, srv.HasTokens())
 	err = g.Wait()
 	a.log.Info("dev stopped")
 	return err
 }
 
-func printDevBanner(a *app, base, simURL, redisDesc string, tokens bool) {
+func printDevBanner(a *app, base, webURL, simURL, redisDesc string, tokens bool) {
 	cfg := map[string]any{"mcpServers": map[string]any{"mcpjobs": map[string]any{"type": "http", "url": base + "/mcp"}}}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	fmt.Fprintf(a.stdout, `mcpjobs dev is running. Ctrl-C stops everything it started.
 
   MCP (streamable HTTP)  %s/mcp
   metrics (Prometheus)   %s/metrics
+  dashboard (asynqmon)   %s/monitoring/
   simulator              %s  (stats: %s/sim/stats)
   redis                  %s
 
 MCP client configuration:
 %s
-`, base, base, simURL, simURL, redisDesc, b)
+`, base, base, webURL, simURL, simURL, redisDesc, b)
 	if tokens {
 		fmt.Fprintln(a.stdout, `(MCP_AUTH_TOKENS is set: add "headers": {"Authorization": "Bearer <token>"})`)
 	}

@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"worker": {"run one worker replica", runWorker},
 	"sim":    {"run the intranet platform simulator", runSim},
 	"token":  {"show the shared platform token (status) or force a refresh (refresh)", runToken},
+	"web":    {"serve the operator site: asynqmon at /monitoring, /metrics, /healthz, /readyz", runWeb},
 }
 
 func main() {

@@ -163,7 +163,7 @@ func TestDevEndToEnd(t *testing.T) {
 	addr, simAddr := freeAddr(t), freeAddr(t)
 	stdout := &syncBuffer{}
 	startCommand(t, map[string]string{"REDIS_URL": redisURL, "LOG_LEVEL": "warn"}, nil, stdout,
-		"dev", "--addr", addr, "--sim-addr", simAddr, "--state-dir", t.TempDir())
+		"dev", "--addr", addr, "--sim-addr", simAddr, "--web-addr", freeAddr(t), "--state-dir", t.TempDir())
 	waitHTTP(t, "http://"+simAddr+"/sim/stats")
 	waitHTTP(t, "http://"+addr+"/mcp")
 
@@ -241,7 +241,7 @@ func TestStdioEndToEnd(t *testing.T) {
 }
 
 func TestHelpListsFlagsAndEnvironment(t *testing.T) {
-	for _, cmd := range []string{"dev", "mcp", "worker", "sim"} {
+	for _, cmd := range []string{"dev", "mcp", "worker", "sim", "web", "token", "bench"} {
 		t.Run(cmd, func(t *testing.T) {
 			var stderr bytes.Buffer
 			code := run(t.Context(), []string{cmd, "--help"}, nil, io.Discard, &stderr, envFunc(nil))
@@ -249,7 +249,7 @@ func TestHelpListsFlagsAndEnvironment(t *testing.T) {
 				t.Fatalf("exit %d", code)
 			}
 			out := stderr.String()
-			if !strings.Contains(out, "-addr") && cmd != "worker" {
+			if !strings.Contains(out, "-addr") && cmd != "worker" && cmd != "token" && cmd != "bench" {
 				t.Errorf("--help lacks --addr:\n%s", out)
 			}
 			if cmd != "sim" && !strings.Contains(out, "REDIS_URL") {
@@ -307,7 +307,7 @@ func TestDevEmbeddedRedis(t *testing.T) {
 	addr, simAddr := freeAddr(t), freeAddr(t)
 	stdout := &syncBuffer{}
 	stderr := startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, stdout,
-		"dev", "--addr", addr, "--sim-addr", simAddr, "--state-dir", t.TempDir())
+		"dev", "--addr", addr, "--sim-addr", simAddr, "--web-addr", freeAddr(t), "--state-dir", t.TempDir())
 	waitHTTP(t, "http://"+addr+"/mcp")
 	c, err := mcpclient.NewStreamableHttpClient("http://" + addr + "/mcp")
 	if err != nil {

@@ -22,7 +22,9 @@ type Config struct {
 	// Coverages is INTRANET_COVERAGES: the coverage IDs the aspect tool
 	// offers, comma-separated; "*" accepts any. Default: the simulator's.
 	Coverages []string
-	// WebUsername and WebPassword guard the operator site.
+	// WebUsername and WebPassword (WEB_USERNAME, and WEB_PASSWORD or the
+	// content of WEB_PASSWORD_FILE) guard the operator site. Default: none
+	// (no login; web then binds loopback only).
 	WebUsername, WebPassword string
 	// LogLevel is LOG_LEVEL: debug, info, warn or error. Default: info.
 	LogLevel slog.Level
@@ -61,7 +63,7 @@ var Vars = []Var{
 	{"INTRANET_COVERAGES", `coverage IDs the aspect tool offers, comma-separated, "*" for any`},
 	{"MCP_AUTH_TOKENS", "HTTP bearer tokens, name:token,name:token (or MCP_AUTH_TOKENS_FILE)"},
 	{"WEB_USERNAME", "operator site user"},
-	{"WEB_PASSWORD", "operator site password"},
+	{"WEB_PASSWORD", "operator site password (or WEB_PASSWORD_FILE: a file holding it)"},
 	{"LOG_LEVEL", "debug, info, warn, error (default info)"},
 	{"LOG_FORMAT", "text or json (default: text on a terminal, else json)"},
 }
@@ -87,6 +89,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.MCPAuthTokens, err = fromFile(c.MCPAuthTokens, getenv("MCP_AUTH_TOKENS_FILE"), "MCP_AUTH_TOKENS"); err != nil {
+		return c, err
+	}
+	if c.WebPassword, err = fromFile(c.WebPassword, getenv("WEB_PASSWORD_FILE"), "WEB_PASSWORD"); err != nil {
 		return c, err
 	}
 	for _, id := range strings.Split(getenv("INTRANET_COVERAGES"), ",") {

@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/mcpjobs/mcpjobs/internal/config"
 )
@@ -77,7 +79,7 @@ func hasSeq(args []string, want ...string) bool {
 
 func TestComposeServices(t *testing.T) {
 	p := loadCompose(t)
-	for _, name := range []string{"redis", "sim", "worker", "mcp"} {
+	for _, name := range []string{"redis", "sim", "worker", "mcp", "web", "prometheus"} {
 		service(t, p, name)
 	}
 
@@ -120,6 +122,9 @@ func TestComposeServices(t *testing.T) {
 		if _, ok := s.DependsOn["sim"]; !ok {
 			t.Errorf("depends_on lacks sim")
 		}
+		if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= 30*time.Second {
+			t.Errorf("stop_grace_period = %v, want more than the worker's 30s --shutdown-timeout", s.StopGracePeriod)
+		}
 	})
 
 	t.Run("mcp", func(t *testing.T) {
@@ -137,6 +142,62 @@ func TestComposeServices(t *testing.T) {
 		}
 	})
 
+	t.Run("web", func(t *testing.T) {
+		s := service(t, p, "web")
+		if len(s.Command) == 0 || s.Command[0] != "web" || !hasSeq(s.Command, "--addr", "0.0.0.0:8090") {
+			t.Errorf("command = %q, want web --addr 0.0.0.0:8090", s.Command)
+		}
+		if !hasSeq(s.Command, "--prometheus-addr", "http://prometheus:9090") {
+			t.Errorf("command = %q, want --prometheus-addr http://prometheus:9090 for the dashboard's metrics view", s.Command)
+		}
+		if slices.Contains(s.Command, "--insecure-no-auth") {
+			t.Errorf("command = %q: the dashboard must keep its login", s.Command)
+		}
+		if v := s.Environment["WEB_USERNAME"]; v == nil || *v == "" {
+			t.Errorf("WEB_USERNAME is not set: web on 0.0.0.0 would refuse to start")
+		}
+		if d, ok := s.DependsOn["redis"]; !ok || d.Condition != types.ServiceConditionHealthy {
+			t.Errorf("depends_on redis = %+v, want condition service_healthy", d)
+		}
+		if len(s.Ports) == 0 {
+			t.Fatalf("web publishes no port")
+		}
+		for _, port := range s.Ports {
+			if port.HostIP != "127.0.0.1" || port.Target != 8090 {
+				t.Errorf("port %+v, want 127.0.0.1:…:8090", port)
+			}
+		}
+	})
+
+	t.Run("prometheus", func(t *testing.T) {
+		s := service(t, p, "prometheus")
+		if !strings.HasPrefix(s.Image, "prom/prometheus:v") {
+			t.Errorf("image = %q, want a pinned prom/prometheus:v…", s.Image)
+		}
+		var config bool
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeBind && filepath.Clean(v.Source) == "deploy/prometheus.yml" && v.Target == "/etc/prometheus/prometheus.yml" {
+				config = v.ReadOnly
+			}
+		}
+		if !config {
+			t.Errorf("volumes = %+v, want ./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro", s.Volumes)
+		}
+		for _, port := range s.Ports {
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("port %+v binds %q, want 127.0.0.1", port, port.HostIP)
+			}
+		}
+	})
+
+	t.Run("metrics ports", func(t *testing.T) {
+		for _, name := range []string{"worker", "mcp"} {
+			if s := service(t, p, name); !hasSeq(s.Command, "--metrics-addr", "0.0.0.0:9090") {
+				t.Errorf("%s command = %q, want --metrics-addr 0.0.0.0:9090 (deploy/prometheus.yml scrapes %s:9090)", name, s.Command, name)
+			}
+		}
+	})
+
 	t.Run("sim", func(t *testing.T) {
 		s := service(t, p, "sim")
 		if len(s.Command) == 0 || s.Command[0] != "sim" {
@@ -147,7 +208,7 @@ func TestComposeServices(t *testing.T) {
 
 func TestComposeBuilds(t *testing.T) {
 	p := loadCompose(t)
-	for _, name := range []string{"sim", "worker", "mcp"} {
+	for _, name := range []string{"sim", "worker", "mcp", "web"} {
 		if service(t, p, name).Build == nil {
 			t.Errorf("service %s is not built from the Dockerfile", name)
 		}
@@ -171,7 +232,7 @@ func TestComposeEnvironment(t *testing.T) {
 	for _, v := range config.Vars {
 		known[v.Name] = true
 	}
-	for _, name := range []string{"INTRANET_PASSWORD", "MCP_AUTH_TOKENS"} {
+	for _, name := range []string{"INTRANET_PASSWORD", "MCP_AUTH_TOKENS", "WEB_PASSWORD"} {
 		if !known[name] {
 			t.Fatalf("config.Vars lacks %s; update this test", name)
 		}
@@ -185,7 +246,7 @@ func TestComposeEnvironment(t *testing.T) {
 				t.Errorf("service %s sets %s, which mcpjobs does not read", name, key)
 			}
 		}
-		for _, secret := range []string{"INTRANET_PASSWORD", "MCP_AUTH_TOKENS"} {
+		for _, secret := range []string{"INTRANET_PASSWORD", "MCP_AUTH_TOKENS", "WEB_PASSWORD"} {
 			if _, ok := s.Environment[secret]; ok {
 				t.Errorf("service %s sets %s in plain text; use %s_FILE and a compose secret", name, secret, secret)
 			}
@@ -197,6 +258,7 @@ func TestComposeEnvironment(t *testing.T) {
 	}{
 		{"worker", "INTRANET_PASSWORD_FILE", "intranet_password"},
 		{"mcp", "MCP_AUTH_TOKENS_FILE", "mcp_auth_tokens"},
+		{"web", "WEB_PASSWORD_FILE", "web_password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
@@ -218,6 +280,64 @@ func TestComposeEnvironment(t *testing.T) {
 				t.Errorf("secret %s: no example file: %v", tt.secret, err)
 			}
 		})
+	}
+}
+
+// TestPrometheusConfig checks that deploy/prometheus.yml scrapes web, mcp
+// and every worker replica where docker-compose.yml serves their metrics.
+func TestPrometheusConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			MetricsPath   string `yaml:"metrics_path"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+			DNSSDConfigs []struct {
+				Names []string `yaml:"names"`
+				Type  string   `yaml:"type"`
+				Port  int      `yaml:"port"`
+			} `yaml:"dns_sd_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("deploy/prometheus.yml: %v", err)
+	}
+	static := map[string][]string{}
+	var workerDNS bool
+	for _, sc := range cfg.ScrapeConfigs {
+		if sc.MetricsPath != "" && sc.MetricsPath != "/metrics" {
+			t.Errorf("job %s scrapes %s, want /metrics", sc.JobName, sc.MetricsPath)
+		}
+		for _, st := range sc.StaticConfigs {
+			static[sc.JobName] = append(static[sc.JobName], st.Targets...)
+		}
+		for _, d := range sc.DNSSDConfigs {
+			if slices.Equal(d.Names, []string{"worker"}) && d.Type == "A" && d.Port == 9090 {
+				workerDNS = true
+			}
+		}
+	}
+	if !slices.Contains(static["web"], "web:8090") {
+		t.Errorf("job web targets %q, want web:8090", static["web"])
+	}
+	if !slices.Contains(static["mcp"], "mcp:9090") {
+		t.Errorf("job mcp targets %q, want mcp:9090", static["mcp"])
+	}
+	if !workerDNS {
+		t.Errorf("no dns_sd_configs {names: [worker], type: A, port: 9090}: worker replicas would not all be scraped")
+	}
+	for _, targets := range static {
+		if slices.ContainsFunc(targets, func(t string) bool { return strings.HasPrefix(t, "worker:") }) {
+			t.Errorf("a static worker target scrapes one replica at random; use dns_sd_configs")
+		}
+	}
+	if _, ok := loadCompose(t).Services["prometheus"]; !ok {
+		t.Errorf("docker-compose.yml has no prometheus service to run this config")
 	}
 }
 

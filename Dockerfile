@@ -16,5 +16,5 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/mcpjobs /mcpjobs
 USER nonroot:nonroot
 # 8080: MCP over HTTP (mcpjobs mcp --transport http); 8081: the simulator (mcpjobs sim).
-EXPOSE 8080 8081
+EXPOSE 8080 8081 8090 9090
 ENTRYPOINT ["/mcpjobs"]

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -373,6 +374,25 @@ func TestWorkerMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("MCP metrics lack %s", want)
+		}
+	}
+}
+
+// TestConfigurationDocIsComplete: docs/configuration.md names every flag of
+// every subcommand.
+func TestConfigurationDocIsComplete(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range commands {
+		var stderr bytes.Buffer
+		run(t.Context(), []string{name, "--help"}, nil, io.Discard, &stderr, envFunc(nil))
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 0 && strings.HasPrefix(f[0], "-") && !strings.Contains(string(doc), line) {
+				t.Errorf("docs/configuration.md lacks %q of mcpjobs %s (regenerate it from --help)", f[0], name)
+			}
 		}
 	}
 }

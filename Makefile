@@ -26,6 +26,10 @@ test: ## Run all tests with the race detector (needs redis-server on PATH for re
 test/short: ## Run the tests in -short mode, without the race detector
 	$(GO) test -short -count=1 ./...
 
+.PHONY: bench
+bench: ## Run every benchmark (mcpjobs bench all: about a minute) and print JSON; see docs/benchmarks.md
+	$(GO) run ./cmd/mcpjobs bench all
+
 .PHONY: ci
 ci: ## Run what CI runs: gofmt, vet, race tests against redis-server, 10s per fuzz target
 	bash .ci/run

@@ -3,32 +3,65 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"os"
+	"os/exec"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/internal/bench"
 )
 
-// runBench runs a benchmark scenario and prints its report as JSON.
+// runBench runs a benchmark scenario, or all of them, and prints its report
+// as JSON.
 func runBench(ctx context.Context, a *app, args []string) error {
-	fs := a.flagSet("token-storm [flags]", "REDIS_URL")
-	var cfg bench.TokenStormConfig
-	fs.IntVar(&cfg.Replicas, "replicas", 3, "worker replicas")
-	fs.IntVar(&cfg.InFlight, "in-flight", 16, "concurrent calls per replica")
-	fs.IntVar(&cfg.Expiries, "expiries", 5, "times every token is ended")
-	fs.DurationVar(&cfg.Phase, "phase", 0, "how long calls run before the first expiry and after each (default 500ms)")
-	if len(args) == 0 || args[0] != "token-storm" {
+	names := strings.Join(append(slices.Clone(bench.Scenarios), "all"), "|")
+	fs := a.flagSet(names+" [flags]", "REDIS_URL")
+	var (
+		cfg            bench.Config
+		flush          bool
+		dbMCP, dbBare  int
+		enqueueSeconds time.Duration
+		cpuProfile     string
+	)
+	fs.IntVar(&cfg.Enqueue.Callers, "callers", 8, "enqueue: concurrent callers, each with its own MCP client")
+	fs.DurationVar(&enqueueSeconds, "duration", 5*time.Second, "enqueue: how long each side runs")
+	fs.IntVar(&cfg.Throughput.Jobs, "jobs", 20000, "throughput: jobs queued on each side")
+	fs.IntVar(&cfg.Throughput.Concurrency, "concurrency", 20, "throughput: jobs the worker and the bare asynq server run at once")
+	fs.IntVar(&cfg.Wakeup.Waits, "waits", 200, "wakeup: sequential waiting tool calls on each side")
+	fs.DurationVar(&cfg.Wakeup.PollInterval, "poll-interval", 100*time.Millisecond, "wakeup: how often the polling side calls get_job")
+	fs.IntVar(&cfg.Memory.Jobs, "queued", 10000, "memory: pending jobs queued on each side")
+	fs.IntVar(&cfg.TokenStorm.Replicas, "replicas", 3, "token-storm: worker replicas")
+	fs.IntVar(&cfg.TokenStorm.InFlight, "in-flight", 16, "token-storm: concurrent calls per replica")
+	fs.IntVar(&cfg.TokenStorm.Expiries, "expiries", 5, "token-storm: times every token is ended")
+	fs.DurationVar(&cfg.TokenStorm.Phase, "phase", 0, "token-storm: how long calls run before the first expiry and after each (default 500ms)")
+	fs.IntVar(&dbMCP, "db-mcpjobs", 14, "Redis database of the mcpjobs side of each scenario")
+	fs.IntVar(&dbBare, "db-baseline", 15, "Redis database of the baseline side of each scenario")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	fs.BoolVar(&flush, "flush", false, "empty the two databases of the REDIS_URL you gave when they hold keys (a Redis the bench starts itself is always emptied)")
+	if len(args) == 0 || !(slices.Contains(bench.Scenarios, args[0]) || args[0] == "all") {
 		fs.Usage()
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
 		return errUsage
 	}
+	scenario := args[0]
 	if err := parse(fs, args[1:]); err != nil {
 		return err
+	}
+	cfg.Enqueue.Duration = enqueueSeconds
+	cfg.Logger = a.log
+
+	ownRedis := a.cfg.RedisURL == ""
+	if ownRedis {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			return errors.New("the bench needs a real Redis: install redis-server (apt-get install redis-server) or set REDIS_URL")
+		}
 	}
 	stateDir, err := os.MkdirTemp("", "mcpjobs-bench-")
 	if err != nil {
@@ -44,10 +77,28 @@ func runBench(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.NewRedis = func() redis.UniversalClient { return opt.MakeRedisClient().(redis.UniversalClient) }
-	rep, err := bench.TokenStorm(ctx, cfg)
+	if cfg.Redis.MCPJobs, err = bench.WithDB(opt, dbMCP); err != nil {
+		return err
+	}
+	if cfg.Redis.Baseline, err = bench.WithDB(opt, dbBare); err != nil {
+		return err
+	}
+	cfg.Redis.Flush = ownRedis || flush
+
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Run(ctx, scenario, cfg)
 	if err != nil {
-		return fmt.Errorf("token-storm: %w", err)
+		return err
 	}
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")

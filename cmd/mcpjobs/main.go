@@ -21,7 +21,7 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"bench":  {"run a benchmark scenario (token-storm) and print JSON", runBench},
+	"bench":  {"run a benchmark scenario (enqueue, throughput, wakeup, memory, token-storm, all) and print JSON", runBench},
 	"dev":    {"run everything in one process: Redis, simulator, worker and MCP over HTTP", runDev},
 	"mcp":    {"serve MCP over stdio or streamable HTTP", runMCP},
 	"worker": {"run one worker replica", runWorker},

@@ -22,6 +22,8 @@ type Options struct {
 	// RecheckInterval is how often a waiting caller re-reads the job's
 	// state in case an announcement was lost. Default: 1s.
 	RecheckInterval time.Duration
+	// RedisTimeout bounds the Redis work of one enqueue. Default: 5s.
+	RedisTimeout time.Duration
 	// Logger receives the client's logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -32,6 +34,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RecheckInterval <= 0 {
 		o.RecheckInterval = time.Second
+	}
+	if o.RedisTimeout <= 0 {
+		o.RedisTimeout = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -124,11 +129,18 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...E
 
 // enqueue enqueues p as job id. created is false when a job with that ID
 // already exists; then v is nil.
+//
+// The owner's index is written first, so that a job whose enqueue outcome
+// is unknown (Redis stalled after receiving it) can still be found with
+// list_jobs; index entries of jobs that never came to be are dropped when
+// listed.
 func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string, p any, credential string) (v *View, created bool, err error) {
 	body, err := json.Marshal(p)
 	if err != nil {
 		return nil, false, fmt.Errorf("jobs: encode %s payload: %w", spec.Type, err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.RedisTimeout)
+	defer cancel()
 	now := time.Now().UTC()
 	headers := map[string]string{headerOwner: owner, headerCreatedAt: now.Format(time.RFC3339Nano)}
 	if credential != "" {
@@ -138,21 +150,51 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
-	task := asynq.NewTaskWithHeaders(spec.Type, body, headers)
-	if _, err := c.enqueuer.EnqueueContext(ctx, task, spec.options(id, c.opts.Retention)...); err != nil {
-		if errors.Is(err, asynq.ErrTaskIDConflict) {
-			return nil, false, nil
-		}
-		if credential != "" {
-			_ = DropCredential(context.WithoutCancel(ctx), c.rdb, id)
-		}
-		return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
 	if owner != sharedOwner {
-		c.index(ctx, owner, id, now)
+		if err := c.index(ctx, owner, id, now); err != nil {
+			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	task := asynq.NewTaskWithHeaders(spec.Type, body, headers)
+	_, err = c.enqueuer.EnqueueContext(ctx, task, spec.options(id, c.opts.Retention)...)
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return nil, false, nil
+	case err != nil:
+		// asynq does not say whether Redis received the task: look.
+		lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.RedisTimeout)
+		defer lcancel()
+		lerr := c.lookup(lctx, spec.Queue, id)
+		switch {
+		case lerr == nil:
+			// It is queued after all.
+		case isNotFound(lerr):
+			if credential != "" {
+				_ = DropCredential(lctx, c.rdb, id)
+			}
+			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		default:
+			return nil, false, &UncertainError{JobID: id, Err: err}
+		}
 	}
 	c.opts.Logger.DebugContext(ctx, "job enqueued", slog.String("job_id", id), slog.String("type", spec.Type), slog.String("owner", owner))
 	return &View{JobID: id, Type: spec.Type, State: StatePending, CreatedAt: &now, Owner: owner}, true, nil
+}
+
+// lookup asks whether a task exists, within ctx (the Inspector takes no
+// context: a stalled Redis answers ctx's error).
+func (c *Client) lookup(ctx context.Context, queue, id string) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.inspector.GetTaskInfo(queue, id)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Get returns the view of a job owned by owner. An unknown job and another

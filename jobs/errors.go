@@ -1,6 +1,9 @@
 package jobs
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors of the package.
 var (
@@ -11,3 +14,19 @@ var (
 	// ErrUnavailable wraps a Redis failure: the queue cannot be reached now.
 	ErrUnavailable = errors.New("jobs: queue unavailable (Redis does not answer); try again shortly")
 )
+
+// UncertainError is an enqueue whose outcome is unknown: Redis stopped
+// answering after it may have received the job. The job may still run.
+type UncertainError struct {
+	// JobID is the ID the job has if it was queued.
+	JobID string
+	Err   error
+}
+
+// Error says what to do: look the job up before enqueueing again.
+func (e *UncertainError) Error() string {
+	return fmt.Sprintf("jobs: Redis did not confirm the enqueue (%v); the job may still run as %s: check it with get_job or list_jobs before calling again (or repeat with the same idempotency_key)", e.Err, e.JobID)
+}
+
+// Unwrap lets errors.Is(err, ErrUnavailable) hold.
+func (e *UncertainError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }

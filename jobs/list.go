@@ -20,17 +20,17 @@ const (
 
 func ownerKey(owner string) string { return "mcpjobs:owner:" + owner + ":jobs" }
 
-// index records a new job in its owner's list, newest last, and drops
-// entries older than the retention of any job.
-func (c *Client) index(ctx context.Context, owner, id string, at time.Time) {
+// index records a job in its owner's list (keeping the first time it was
+// recorded, for repeats of one idempotency key), and drops entries older
+// than the retention of any job.
+func (c *Client) index(ctx context.Context, owner, id string, at time.Time) error {
 	key := ownerKey(owner)
 	pipe := c.rdb.Pipeline()
-	pipe.ZAdd(ctx, key, redisZ(float64(at.UnixMilli()), id))
+	pipe.ZAddNX(ctx, key, redisZ(float64(at.UnixMilli()), id))
 	horizon := at.Add(-c.opts.Retention - batchTTL).UnixMilli()
 	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(horizon, 10))
-	if _, err := pipe.Exec(ctx); err != nil {
-		c.opts.Logger.WarnContext(ctx, "jobs: index job", "job_id", id, "error", err)
-	}
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // ValidStates are the states list_jobs filters on.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bsm/redislock"
@@ -126,6 +127,11 @@ type Shared struct {
 
 	lockKey, cooldownKey, failuresKey, channel string
 
+	// dead is the newest generation the platform refused (40003) whose
+	// replacement failed: it is not handed out again, so jobs waiting on an
+	// auth outage do not call the platform with a token known to be dead.
+	dead atomic.Int64
+
 	mu      sync.Mutex
 	cached  Record
 	changed chan struct{} // closed and replaced when a refresh is announced
@@ -183,20 +189,20 @@ func (s *Shared) Token(ctx context.Context) (intranet.Token, error) {
 	s.mu.Lock()
 	rec := s.cached
 	s.mu.Unlock()
-	if rec.validFor(s.margin(rec), now) {
+	if s.usable(rec, s.margin(rec), now) {
 		return rec.Token, nil
 	}
 	rec, err := load(ctx, s.rdb, s.cfg.Key)
 	if err != nil {
 		return intranet.Token{}, fmt.Errorf("token: read record: %w", err)
 	}
-	if rec.validFor(s.margin(rec), now) {
+	if s.usable(rec, s.margin(rec), now) {
 		s.remember(rec)
 		return rec.Token, nil
 	}
 	fresh, err := s.replace(ctx, rec.Generation)
 	if err != nil {
-		if rec.validFor(0, now) {
+		if s.usable(rec, 0, now) {
 			// Due but not yet expired: keep using it while refresh fails.
 			s.log.WarnContext(ctx, "token refresh ahead of expiry failed; using the current token", slog.Any("error", err))
 			return rec.Token, nil
@@ -231,7 +237,17 @@ func (s *Shared) Refresh(ctx context.Context, stale intranet.Token) (intranet.To
 		gen = cur.Generation
 	}
 	fresh, err := s.replace(ctx, gen)
+	if err != nil && gen > 0 {
+		for d := s.dead.Load(); d < gen && !s.dead.CompareAndSwap(d, gen); d = s.dead.Load() {
+		}
+	}
 	return fresh.Token, err
+}
+
+// usable reports whether r may be handed out: valid for d more, and not a
+// generation the platform refused.
+func (s *Shared) usable(r Record, d time.Duration, now time.Time) bool {
+	return r.validFor(d, now) && r.Generation > s.dead.Load()
 }
 
 // ForceRefresh replaces the current generation through the same lock, as

@@ -316,3 +316,25 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRefusedTokenIsNotHandedOutDuringOutage: once the platform refused a
+// token and its refresh failed, callers get the outage error instead of
+// the dead token, so they do not call the platform in vain.
+func TestRefusedTokenIsNotHandedOutDuringOutage(t *testing.T) {
+	e := setup(t, simulator.Config{})
+	s, _ := e.replica(t, "r", func(c *token.Config) { c.CooldownBase, c.CooldownMax = time.Minute, time.Minute })
+	tok, err := s.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.SetFaults(simulator.Faults{AuthDown: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.ExpireTokens()
+	if _, err := s.Refresh(t.Context(), tok); err == nil {
+		t.Fatal("refresh succeeded while auth is down")
+	}
+	if _, err := s.Token(t.Context()); !errors.Is(err, token.ErrAuthUnavailable) {
+		t.Errorf("Token after a refused token and a failed refresh: %v, want ErrAuthUnavailable", err)
+	}
+}

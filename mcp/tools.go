@@ -198,6 +198,9 @@ func bind(req mcpgo.CallToolRequest, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			return fmt.Errorf("invalid arguments: must be a JSON object of named arguments, got %s", te.Value)
+		}
 		if errors.As(err, &te) {
 			return &jobs.FieldError{Field: te.Field, Problem: fmt.Sprintf("must be %s, got %s", jsonType(te.Type.Kind().String()), te.Value)}
 		}

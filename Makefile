@@ -51,6 +51,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 1m)
 		done; \
 	done
 
+.PHONY: chaos
+chaos: ## Run the reliability scenarios: real processes, real Redis, several minutes (docs/reliability.md)
+	MCPJOBS_CHAOS=1 $(GO) test -count=1 -v -run . -timeout 30m ./internal/chaos/
+
 .PHONY: tidy
 tidy: ## go mod tidy
 	$(GO) mod tidy

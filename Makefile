@@ -31,7 +31,7 @@ bench: ## Run every benchmark (mcpjobs bench all: about a minute) and print JSON
 	$(GO) run ./cmd/mcpjobs bench all
 
 .PHONY: ci
-ci: ## Run what CI runs: gofmt, vet, race tests against redis-server, 10s per fuzz target
+ci: ## Run what CI runs: gofmt, vet, race tests against redis-server, 50,000 executions per fuzz target
 	bash .ci/run
 
 .PHONY: lint

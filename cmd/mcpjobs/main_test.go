@@ -88,6 +88,25 @@ func waitHTTP(t *testing.T, url string) {
 	t.Fatalf("%s did not answer", url)
 }
 
+// httpClient connects an initialized mcp-go client over streamable HTTP.
+func httpClient(t *testing.T, url string) *mcpclient.Client {
+	t.Helper()
+	c, err := mcpclient.NewStreamableHttpClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	initialize(t, c)
+	return c
+}
+
+// startSim runs `mcpjobs sim` on addr and waits until it answers.
+func startSim(t *testing.T, addr string) {
+	t.Helper()
+	startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, io.Discard, "sim", "--addr", addr)
+	waitHTTP(t, "http://"+addr+"/sim/stats")
+}
+
 func initialize(t *testing.T, c *mcpclient.Client) {
 	t.Helper()
 	if err := c.Start(t.Context()); err != nil {
@@ -168,12 +187,7 @@ func TestDevEndToEnd(t *testing.T) {
 	waitHTTP(t, "http://"+simAddr+"/sim/stats")
 	waitHTTP(t, "http://"+addr+"/mcp")
 
-	c, err := mcpclient.NewStreamableHttpClient("http://" + addr + "/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	initialize(t, c)
+	c := httpClient(t, "http://"+addr+"/mcp")
 	checkCompletedAspect(t, callAspect(t, c))
 
 	if out := stdout.String(); !strings.Contains(out, "http://"+addr+"/mcp") || !strings.Contains(out, `"mcpServers"`) {
@@ -201,8 +215,7 @@ func TestDevEndToEnd(t *testing.T) {
 func TestStdioEndToEnd(t *testing.T) {
 	redisURL := redistest.Start(t).URL
 	simAddr := freeAddr(t)
-	startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, io.Discard, "sim", "--addr", simAddr)
-	waitHTTP(t, "http://"+simAddr+"/sim/stats")
+	startSim(t, simAddr)
 	startCommand(t, map[string]string{
 		"REDIS_URL": redisURL, "INTRANET_BASE_URL": "http://" + simAddr,
 		"INTRANET_USERNAME": "svc-mcp", "INTRANET_PASSWORD": "sim-password", "LOG_LEVEL": "warn",
@@ -282,8 +295,7 @@ func TestMCPRefusesExposedHTTPWithoutTokens(t *testing.T) {
 func TestTokenRefreshCommand(t *testing.T) {
 	redisURL := redistest.Start(t).URL
 	simAddr := freeAddr(t)
-	startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, io.Discard, "sim", "--addr", simAddr)
-	waitHTTP(t, "http://"+simAddr+"/sim/stats")
+	startSim(t, simAddr)
 	env := envFunc(map[string]string{"REDIS_URL": redisURL, "INTRANET_BASE_URL": "http://" + simAddr,
 		"INTRANET_USERNAME": "svc-mcp", "INTRANET_PASSWORD": "sim-password", "LOG_LEVEL": "warn"})
 	for i, want := range []string{`"generation": 1`, `"generation": 2`} {
@@ -310,12 +322,7 @@ func TestDevEmbeddedRedis(t *testing.T) {
 	stderr := startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, stdout,
 		"dev", "--addr", addr, "--sim-addr", simAddr, "--web-addr", freeAddr(t), "--state-dir", t.TempDir())
 	waitHTTP(t, "http://"+addr+"/mcp")
-	c, err := mcpclient.NewStreamableHttpClient("http://" + addr + "/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	initialize(t, c)
+	c := httpClient(t, "http://"+addr+"/mcp")
 	checkCompletedAspect(t, callAspect(t, c))
 	if !strings.Contains(stderr.String(), "embedded in-memory Redis") || !strings.Contains(stdout.String(), "jobs do not survive exit") {
 		t.Errorf("no warning about the embedded Redis:\n%s\n%s", stderr.String(), stdout.String())
@@ -327,8 +334,7 @@ func TestDevEmbeddedRedis(t *testing.T) {
 func TestWorkerMetrics(t *testing.T) {
 	redisURL := redistest.Start(t).URL
 	simAddr, metricsAddr := freeAddr(t), freeAddr(t)
-	startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, io.Discard, "sim", "--addr", simAddr)
-	waitHTTP(t, "http://"+simAddr+"/sim/stats")
+	startSim(t, simAddr)
 	startCommand(t, map[string]string{"REDIS_URL": redisURL, "INTRANET_BASE_URL": "http://" + simAddr,
 		"INTRANET_USERNAME": "svc-mcp", "INTRANET_PASSWORD": "sim-password", "LOG_LEVEL": "warn"},
 		nil, io.Discard, "worker", "--metrics-addr", metricsAddr)
@@ -337,12 +343,7 @@ func TestWorkerMetrics(t *testing.T) {
 		"mcp", "--transport", "http", "--addr", mcpAddr, "--metrics-addr", mcpMetrics)
 	waitHTTP(t, "http://"+metricsAddr+"/metrics")
 	waitHTTP(t, "http://"+mcpAddr+"/mcp")
-	c, err := mcpclient.NewStreamableHttpClient("http://" + mcpAddr + "/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	initialize(t, c)
+	c := httpClient(t, "http://"+mcpAddr+"/mcp")
 	checkCompletedAspect(t, callAspect(t, c))
 
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")

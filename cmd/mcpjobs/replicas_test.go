@@ -92,7 +92,8 @@ func TestThreeWorkerProcessesShareOneToken(t *testing.T) {
 		}
 	}
 	// waitAuthCalls waits for the refresh of an expiry, failing at once on
-	// any extra auth call.
+	// any extra auth call. It waits for the token to be issued, not only
+	// asked for: an expiry between the two would not end it.
 	waitAuthCalls := func(want int64) {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
@@ -100,10 +101,13 @@ func TestThreeWorkerProcessesShareOneToken(t *testing.T) {
 			if st.AuthCalls > want {
 				t.Fatalf("%d auth calls, want %d", st.AuthCalls, want)
 			}
-			if st.AuthCalls == want {
+			if st.AuthCalls == want && st.TokensIssued == want {
 				return
 			}
 			if time.Now().After(deadline) {
+				for i, w := range workers {
+					t.Logf("worker %d log:\n%s", i, lastLines(w.stderr.String(), 15))
+				}
 				t.Fatalf("no refresh within 60s: %+v", st)
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -176,4 +180,10 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -111,11 +111,13 @@ func TestStorm(t *testing.T) {
 			})
 		}
 	}
-	waitFor(t, func() bool { return e.sim.Stats().AuthCalls >= 1 && calls.Load() > 100 })
+	// Wait for tokens to be issued, not only asked for: an expiry between
+	// the two would not end the new token.
+	waitFor(t, func() bool { return e.sim.Stats().TokensIssued >= 1 && calls.Load() > 100 })
 	for i := range expiries {
 		e.sim.ExpireTokens()
 		want := int64(i + 2)
-		waitFor(t, func() bool { return e.sim.Stats().AuthCalls >= want })
+		waitFor(t, func() bool { return e.sim.Stats().TokensIssued >= want })
 		before := calls.Load()
 		waitFor(t, func() bool { return calls.Load() > before+200 })
 	}

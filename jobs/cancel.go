@@ -47,7 +47,7 @@ func (c *Client) Cancel(ctx context.Context, owner, id string) (*View, error) {
 			return nil, err
 		}
 		if v.Type == TypeBatchSubmit {
-			if _, err := c.cancelOwned(ctx, PollJobID(v.Batch.TaskID)); err != nil {
+			if err := c.cancelOwned(ctx, PollJobID(v.Batch.TaskID)); err != nil {
 				return nil, err
 			}
 		}
@@ -57,26 +57,26 @@ func (c *Client) Cancel(ctx context.Context, owner, id string) (*View, error) {
 
 // cancelOwned cancels a job without an ownership check (a job this package
 // started on the owner's behalf).
-func (c *Client) cancelOwned(ctx context.Context, id string) (bool, error) {
+func (c *Client) cancelOwned(ctx context.Context, id string) error {
 	spec, ok := specForID(id)
 	if !ok {
-		return false, nil
+		return nil
 	}
 	info, err := c.inspector.GetTaskInfo(spec.Queue, id)
 	if isNotFound(err) {
-		return false, nil
+		return nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	v := viewOf(info)
 	if v.State.Final() {
-		return false, nil
+		return nil
 	}
 	if err := c.rdb.Set(ctx, cancelKey(id), v.Owner, c.opts.Retention+spec.Timeout).Err(); err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return true, c.stop(spec.Queue, id, v.State)
+	return c.stop(spec.Queue, id, v.State)
 }
 
 // stop archives a waiting job or cancels a running one.

@@ -26,7 +26,7 @@ func ownerKey(owner string) string { return "mcpjobs:owner:" + owner + ":jobs" }
 func (c *Client) index(ctx context.Context, owner, id string, at time.Time) error {
 	key := ownerKey(owner)
 	pipe := c.rdb.Pipeline()
-	pipe.ZAddNX(ctx, key, redisZ(float64(at.UnixMilli()), id))
+	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(at.UnixMilli()), Member: id})
 	horizon := at.Add(-c.opts.Retention - batchTTL).UnixMilli()
 	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(horizon, 10))
 	_, err := pipe.Exec(ctx)
@@ -81,5 +81,3 @@ func (c *Client) List(ctx context.Context, owner string, state State, limit int)
 	}
 	return out, nil
 }
-
-func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }

@@ -22,14 +22,14 @@ func runBench(ctx context.Context, a *app, args []string) error {
 	names := strings.Join(append(slices.Clone(bench.Scenarios), "all"), "|")
 	fs := a.flagSet(names+" [flags]", "REDIS_URL")
 	var (
-		cfg            bench.Config
-		flush          bool
-		dbMCP, dbBare  int
-		enqueueSeconds time.Duration
-		cpuProfile     string
+		cfg             bench.Config
+		flush           bool
+		dbMCP, dbBare   int
+		enqueueDuration time.Duration
+		cpuProfile      string
 	)
 	fs.IntVar(&cfg.Enqueue.Callers, "callers", 8, "enqueue: concurrent callers, each with its own MCP client")
-	fs.DurationVar(&enqueueSeconds, "duration", 5*time.Second, "enqueue: how long each side runs")
+	fs.DurationVar(&enqueueDuration, "duration", 5*time.Second, "enqueue: how long each side runs")
 	fs.IntVar(&cfg.Throughput.Jobs, "jobs", 20000, "throughput: jobs queued on each side")
 	fs.IntVar(&cfg.Throughput.Concurrency, "concurrency", 20, "throughput: jobs the worker and the bare asynq server run at once")
 	fs.IntVar(&cfg.Wakeup.Waits, "waits", 200, "wakeup: sequential waiting tool calls on each side")
@@ -54,7 +54,7 @@ func runBench(ctx context.Context, a *app, args []string) error {
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg.Enqueue.Duration = enqueueSeconds
+	cfg.Enqueue.Duration = enqueueDuration
 	cfg.Logger = a.log
 
 	ownRedis := a.cfg.RedisURL == ""

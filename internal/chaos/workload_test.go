@@ -34,10 +34,6 @@ type workload struct {
 	aspect, query, dag, submit, badQuery int
 	// spread is how long the submissions take. Default: 20s.
 	spread time.Duration
-	// clients is the number of MCP client sessions. Default: 4.
-	clients int
-	// deadline bounds the whole workload. Default: 8m.
-	deadline time.Duration
 }
 
 // defaultWorkload is 300 jobs: 110 aspect analyses over small boxes, 60

@@ -130,8 +130,10 @@ func TestWaitWakesOnAnnouncement(t *testing.T) {
 	if got.State != jobs.StateCompleted || string(got.Result.Data) != `{"ok":true}` {
 		t.Fatalf("view = %+v", got)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("waited %v for a 200ms job", d)
+	// Without the announcement the waiter would sleep through its 20s
+	// (the recheck is a minute away) and return the job still active.
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("waited %v for a 200ms job; only the 20s timeout ended the wait", d)
 	}
 }
 
@@ -155,8 +157,10 @@ func TestWaitTimesOutWithCurrentState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Ten rechecks (RecheckInterval 100ms) fit in the wait, so even a
+	// starved waiter reports progress at least once.
 	var progress int
-	got, err := jc.Wait(t.Context(), "alice", v.JobID, 350*time.Millisecond, func(*jobs.View) { progress++ })
+	got, err := jc.Wait(t.Context(), "alice", v.JobID, time.Second, func(*jobs.View) { progress++ })
 	if err != nil || got.State != jobs.StatePending {
 		t.Fatalf("Wait = %+v, %v", got, err)
 	}

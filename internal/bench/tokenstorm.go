@@ -29,7 +29,9 @@ type TokenStormConfig struct {
 	// Expiries is the number of times every token is ended. Default: 5.
 	Expiries int
 	// Phase is how long calls run before the first expiry and after each
-	// one. Default: 500ms.
+	// one, at least: a phase also lasts until every caller has made a call
+	// that succeeded after the expiry, so that on a slow machine two
+	// expiries never fall into one token lifetime. Default: 500ms.
 	Phase time.Duration
 	// APILatency and AuthLatency are the simulator's delays.
 	// Defaults: 2ms and 20ms.
@@ -172,13 +174,19 @@ func tokenStormRun(ctx context.Context, cfg TokenStormConfig, mode string) (Toke
 		plain, hit    []time.Duration
 		calls, failed atomic.Int64
 	)
+	// epoch counts the expiries so far; caller i sets moved[i] to epoch+1
+	// once a call it started in that epoch succeeded.
+	var epoch atomic.Int64
+	moved := make([]atomic.Int64, len(replicas)*cfg.InFlight)
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	body := map[string]string{"code": "var a = Image('dem_30m')", "language": "javascript"}
-	for _, r := range replicas {
-		for range cfg.InFlight {
+	for ri, r := range replicas {
+		for ci := range cfg.InFlight {
+			moved := &moved[ri*cfg.InFlight+ci]
 			wg.Go(func() {
 				for runCtx.Err() == nil {
+					e := epoch.Load()
 					start := time.Now()
 					wasHit, err := callWithRefresh(runCtx, r.src, r.client, body)
 					d := time.Since(start)
@@ -188,6 +196,8 @@ func tokenStormRun(ctx context.Context, cfg TokenStormConfig, mode string) (Toke
 					calls.Add(1)
 					if err != nil {
 						failed.Add(1)
+					} else {
+						moved.Store(e + 1)
 					}
 					mu.Lock()
 					if wasHit {
@@ -200,13 +210,17 @@ func tokenStormRun(ctx context.Context, cfg TokenStormConfig, mode string) (Toke
 			})
 		}
 	}
-	sleep(ctx, cfg.Phase)
-	for range cfg.Expiries {
+	err = phase(ctx, cfg.Phase, &epoch, moved)
+	for i := 0; i < cfg.Expiries && err == nil; i++ {
 		sim.ExpireTokens()
-		sleep(ctx, cfg.Phase)
+		epoch.Add(1)
+		err = phase(ctx, cfg.Phase, &epoch, moved)
 	}
 	stop()
 	wg.Wait()
+	if err != nil {
+		return TokenStormRun{}, err
+	}
 
 	st := sim.Stats()
 	run := TokenStormRun{
@@ -236,6 +250,30 @@ func callWithRefresh(ctx context.Context, src worker.TokenSource, c *intranet.Cl
 	}
 	_, err = c.Call(ctx, intranet.OpDAG, tok.Value, body)
 	return true, err
+}
+
+// phaseLimit bounds how long a phase waits for every caller to move on to
+// a token that works.
+const phaseLimit = time.Minute
+
+// phase lets the callers run for at least d and until each of them has made
+// a successful call since the current epoch began.
+func phase(ctx context.Context, d time.Duration, epoch *atomic.Int64, moved []atomic.Int64) error {
+	sleep(ctx, d)
+	want := epoch.Load() + 1
+	deadline := time.Now().Add(phaseLimit)
+	for i := range moved {
+		for moved[i].Load() < want {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("bench: token storm: a caller made no successful call within %v of an expiry; is the simulator answering?", d+phaseLimit)
+			}
+			sleep(ctx, time.Millisecond)
+		}
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -61,7 +61,9 @@ func runDev(ctx context.Context, a *app, args []string) error {
 		a.cfg.Intranet.BaseURL = simURL
 		a.cfg.Intranet.AuthURL = ""
 		a.cfg.Intranet.Username = orDefault(a.cfg.Intranet.Username, simulator.DefaultUsername)
-		a.cfg.Intranet.Password = orDefault(a.cfg.Intranet.Password, simulator.DefaultPassword)
+		if a.cfg.Intranet.PasswordFile == "" {
+			a.cfg.Intranet.Password = orDefault(a.cfg.Intranet.Password, simulator.DefaultPassword)
+		}
 		g.Go(func() error { return serveHTTP(gctx, l, sim, a.log) })
 	}
 

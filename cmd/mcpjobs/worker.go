@@ -79,13 +79,14 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 func newWorker(a *app, rdb redis.UniversalClient, wf workerFlags) (*worker.Worker, error) {
 	ic := a.cfg.Intranet
 	client, err := intranet.New(intranet.Config{
-		BaseURL:     ic.BaseURL,
-		AuthURL:     ic.AuthURL,
-		Username:    ic.Username,
-		Password:    ic.Password,
-		TokenPrefix: ic.TokenPrefix,
-		Timeout:     wf.callTimeout,
-		Logger:      a.log.With(slog.String("component", "intranet")),
+		BaseURL:      ic.BaseURL,
+		AuthURL:      ic.AuthURL,
+		Username:     ic.Username,
+		Password:     ic.Password,
+		PasswordFile: ic.PasswordFile,
+		TokenPrefix:  ic.TokenPrefix,
+		Timeout:      wf.callTimeout,
+		Logger:       a.log.With(slog.String("component", "intranet")),
 	})
 	if err != nil {
 		return nil, err

@@ -41,8 +41,13 @@ type Intranet struct {
 	AuthURL string
 	// Username is INTRANET_USERNAME.
 	Username string
-	// Password is INTRANET_PASSWORD, or the content of INTRANET_PASSWORD_FILE.
+	// Password is INTRANET_PASSWORD. Default: none.
 	Password string
+	// PasswordFile is INTRANET_PASSWORD_FILE, a file holding the password,
+	// passed through to the client, which re-reads it at each auth call (so a
+	// fixed file heals refused credentials without a restart). Ignored when
+	// INTRANET_PASSWORD is set. Default: none.
+	PasswordFile string
 	// TokenPrefix is INTRANET_TOKEN_PREFIX, e.g. "Bearer ". Default: "".
 	TokenPrefix string
 }
@@ -58,7 +63,7 @@ var Vars = []Var{
 	{"INTRANET_BASE_URL", "platform base URL, e.g. http://127.0.0.1:8081"},
 	{"INTRANET_AUTH_URL", "platform auth URL (default: base URL + /auth/token)"},
 	{"INTRANET_USERNAME", "platform service account"},
-	{"INTRANET_PASSWORD", "its password (or INTRANET_PASSWORD_FILE: a file holding it)"},
+	{"INTRANET_PASSWORD", "its password (or INTRANET_PASSWORD_FILE: a file holding it, re-read at each auth call)"},
 	{"INTRANET_TOKEN_PREFIX", `text before the token in Authorization, e.g. "Bearer " (default none)`},
 	{"INTRANET_COVERAGES", `coverage IDs the aspect tool offers, comma-separated, "*" for any`},
 	{"MCP_AUTH_TOKENS", "HTTP bearer tokens, name:token,name:token (or MCP_AUTH_TOKENS_FILE)"},
@@ -85,8 +90,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		LogFormat:     strings.ToLower(getenv("LOG_FORMAT")),
 	}
 	var err error
-	if c.Intranet.Password, err = fromFile(c.Intranet.Password, getenv("INTRANET_PASSWORD_FILE"), "INTRANET_PASSWORD"); err != nil {
-		return c, err
+	if c.Intranet.Password == "" {
+		// Not read here: the client reads it at each auth call, and checks
+		// at start that it can.
+		c.Intranet.PasswordFile = getenv("INTRANET_PASSWORD_FILE")
 	}
 	if c.MCPAuthTokens, err = fromFile(c.MCPAuthTokens, getenv("MCP_AUTH_TOKENS_FILE"), "MCP_AUTH_TOKENS"); err != nil {
 		return c, err

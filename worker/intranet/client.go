@@ -14,8 +14,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -53,8 +55,15 @@ type Config struct {
 	// Username is the service account Authenticate uses.
 	Username string
 	// Password is the service account's password. It goes only into the auth
-	// request's body; never into logs or errors.
+	// request's body; never into logs or errors. Default: "" (set it or
+	// PasswordFile, not both).
 	Password string
+	// PasswordFile names a file holding the password (surrounding white space
+	// trimmed), in place of Password. The file is read again at each
+	// Authenticate and each CredentialsFingerprint, so rewriting it heals
+	// refused credentials without a restart. New checks that it can be read.
+	// Default: "" (use Password).
+	PasswordFile string
 	// TokenPrefix goes before the token in the Authorization header, e.g.
 	// "Bearer ". Default: "" (the bare token).
 	TokenPrefix string
@@ -82,8 +91,8 @@ func (c Config) String() string {
 	if c.Password != "" {
 		pw = "set"
 	}
-	return fmt.Sprintf("intranet.Config{BaseURL:%q, AuthURL:%q, Username:%q, Password:%s, TokenPrefix:%q, Timeout:%s, AuthTimeout:%s, MaxResponseBytes:%d}",
-		c.BaseURL, c.AuthURL, c.Username, pw, c.TokenPrefix, c.Timeout, c.AuthTimeout, c.MaxResponseBytes)
+	return fmt.Sprintf("intranet.Config{BaseURL:%q, AuthURL:%q, Username:%q, Password:%s, PasswordFile:%q, TokenPrefix:%q, Timeout:%s, AuthTimeout:%s, MaxResponseBytes:%d}",
+		c.BaseURL, c.AuthURL, c.Username, pw, c.PasswordFile, c.TokenPrefix, c.Timeout, c.AuthTimeout, c.MaxResponseBytes)
 }
 
 // Format implements fmt.Formatter so that no verb prints the password.
@@ -96,6 +105,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("auth_url", c.AuthURL),
 		slog.String("username", c.Username),
 		slog.Bool("password_set", c.Password != ""),
+		slog.String("password_file", c.PasswordFile),
 		slog.Duration("timeout", c.Timeout),
 		slog.Duration("auth_timeout", c.AuthTimeout),
 	)
@@ -126,16 +136,20 @@ const opAuth = "auth"
 
 // Client calls the platform. It is safe for concurrent use.
 type Client struct {
-	baseURL     string // without a trailing slash
-	authURL     string
-	username    string
-	password    string
-	tokenPrefix string
-	timeout     time.Duration
-	authTimeout time.Duration
-	maxBody     int64
-	hc          *http.Client
-	log         *slog.Logger
+	baseURL  string // without a trailing slash
+	authURL  string
+	username string
+	password string // unless passwordFile is set
+	// passwordFile, when set, is read at each use; lastPassword keeps the
+	// latest content read, to redact it from error messages.
+	passwordFile string
+	lastPassword atomic.Pointer[string]
+	tokenPrefix  string
+	timeout      time.Duration
+	authTimeout  time.Duration
+	maxBody      int64
+	hc           *http.Client
+	log          *slog.Logger
 }
 
 // Format implements fmt.Formatter so that printing a Client shows no secret.
@@ -158,6 +172,9 @@ func New(cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
+	if cfg.Password != "" && cfg.PasswordFile != "" {
+		return nil, errors.New("intranet: both Password and PasswordFile are set; set INTRANET_PASSWORD or INTRANET_PASSWORD_FILE, not both")
+	}
 	if !headerSafe(cfg.TokenPrefix) {
 		return nil, errors.New("intranet: TokenPrefix contains control characters (check INTRANET_TOKEN_PREFIX)")
 	}
@@ -170,16 +187,17 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("intranet: MaxResponseBytes is negative (%d); leave it 0 for the default %d", cfg.MaxResponseBytes, DefaultMaxResponseBytes)
 	}
 	c := &Client{
-		baseURL:     base,
-		authURL:     authURL,
-		username:    cfg.Username,
-		password:    cfg.Password,
-		tokenPrefix: cfg.TokenPrefix,
-		timeout:     orDefault(cfg.Timeout, DefaultTimeout),
-		authTimeout: orDefault(cfg.AuthTimeout, DefaultAuthTimeout),
-		maxBody:     orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
-		hc:          cfg.HTTPClient,
-		log:         cfg.Logger,
+		baseURL:      base,
+		authURL:      authURL,
+		username:     cfg.Username,
+		password:     cfg.Password,
+		passwordFile: cfg.PasswordFile,
+		tokenPrefix:  cfg.TokenPrefix,
+		timeout:      orDefault(cfg.Timeout, DefaultTimeout),
+		authTimeout:  orDefault(cfg.AuthTimeout, DefaultAuthTimeout),
+		maxBody:      orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
+		hc:           cfg.HTTPClient,
+		log:          cfg.Logger,
 	}
 	if c.hc == nil {
 		c.hc = defaultHTTPClient()
@@ -187,7 +205,48 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	if _, err := c.currentPassword(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// currentPassword returns Config.Password, or the trimmed content of
+// Config.PasswordFile read now.
+func (c *Client) currentPassword() (string, error) {
+	if c.passwordFile == "" {
+		return c.password, nil
+	}
+	b, err := os.ReadFile(c.passwordFile)
+	if err != nil {
+		// The path is not a secret; the error names it.
+		return "", fmt.Errorf("intranet: read the password file (check INTRANET_PASSWORD_FILE): %w", err)
+	}
+	pw := strings.TrimSpace(string(b))
+	c.lastPassword.Store(&pw)
+	return pw, nil
+}
+
+// knownPassword is the password last used, for redaction.
+func (c *Client) knownPassword() string {
+	if p := c.lastPassword.Load(); p != nil {
+		return *p
+	}
+	return c.password
+}
+
+// CredentialsFingerprint names the credentials Authenticate would send now
+// (the username and the password, re-read from Config.PasswordFile when
+// set) without revealing them: see [CredentialsFingerprint]. Two clients
+// with the same credentials have the same fingerprint; rewriting the
+// password file changes it. An unreadable password file has a fingerprint
+// of its own, different from any readable one.
+func (c *Client) CredentialsFingerprint() string {
+	pw, err := c.currentPassword()
+	if err != nil {
+		return CredentialsFingerprint(c.username, "\x00unreadable\x00"+err.Error())
+	}
+	return CredentialsFingerprint(c.username, pw)
 }
 
 // orDefault returns v, or def when v is zero.
@@ -357,11 +416,13 @@ func (e *Error) attrs() []slog.Attr {
 	return append(a, slog.String("error", e.Error()))
 }
 
-// Authenticate trades Config.Username and Config.Password for a token.
+// Authenticate trades Config.Username and Config.Password (or the content
+// of Config.PasswordFile, read now) for a token.
 // Note the platform's rule: a new token ends every earlier token of the
 // account at once.
 //
-// A refusal is ClassInvalidCredentials, as is an empty Username. The call
+// A refusal is ClassInvalidCredentials, as are an empty Username and an
+// unreadable PasswordFile. The call
 // ends at ctx's deadline or after Config.AuthTimeout, whichever is first.
 func (c *Client) Authenticate(ctx context.Context) (Token, error) {
 	start := time.Now()
@@ -392,14 +453,20 @@ func (c *Client) authenticate(ctx context.Context, start time.Time) (Token, erro
 		return Token{}, &Error{Op: opAuth, Class: ClassInvalidCredentials,
 			Message: "Username is empty (set INTRANET_USERNAME)"}
 	}
+	password, err := c.currentPassword()
+	if err != nil {
+		// Not the platform's answer, but this replica's credentials are
+		// unusable until the file is fixed.
+		return Token{}, &Error{Op: opAuth, Class: ClassInvalidCredentials, Message: "password unavailable", Err: err}
+	}
 	payload, err := json.Marshal(struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
-	}{c.username, c.password})
+	}{c.username, password})
 	if err != nil {
 		return Token{}, &Error{Op: opAuth, Class: ClassPermanent, Message: "encode auth request", Err: err}
 	}
-	env, dur, e := c.post(ctx, opAuth, c.authURL, c.authTimeout, payload, nil, c.password)
+	env, dur, e := c.post(ctx, opAuth, c.authURL, c.authTimeout, payload, nil, password)
 	if e != nil {
 		return Token{}, e
 	}
@@ -440,7 +507,7 @@ func (c *Client) post(ctx context.Context, op, target string, timeout time.Durat
 	fail := func(e *Error) (Envelope, time.Duration, *Error) {
 		e.Op = op
 		e.Duration = time.Since(start)
-		e.Message = truncate(redact(e.Message, secret, c.password), maxMessage)
+		e.Message = truncate(redact(e.Message, secret, c.knownPassword()), maxMessage)
 		return Envelope{}, e.Duration, e
 	}
 	if err := ctx.Err(); err != nil {

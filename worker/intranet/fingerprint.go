@@ -19,6 +19,15 @@ func Fingerprint(secret string) string {
 	return "sha256:" + fingerprintHex(secret)
 }
 
+// CredentialsFingerprint returns a short, stable, non-reversible name for a
+// username and password pair, to key per-credentials state (such as the
+// shared token's auth cooldown) and to log in their place: the Fingerprint
+// of a domain-separated string holding both. It reveals neither, and differs
+// for any other username or password.
+func CredentialsFingerprint(username, password string) string {
+	return Fingerprint("mcpjobs-intranet-credentials\x00" + username + "\x00" + password)
+}
+
 func fingerprintHex(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:4])

@@ -41,7 +41,7 @@ func runToken(ctx context.Context, a *app, args []string) error {
 	if action == "refresh" {
 		ic := a.cfg.Intranet
 		client, err := intranet.New(intranet.Config{BaseURL: ic.BaseURL, AuthURL: ic.AuthURL, Username: ic.Username,
-			Password: ic.Password, TokenPrefix: ic.TokenPrefix, Logger: a.log.With(slog.String("component", "intranet"))})
+			Password: ic.Password, PasswordFile: ic.PasswordFile, TokenPrefix: ic.TokenPrefix, Logger: a.log.With(slog.String("component", "intranet"))})
 		if err != nil {
 			return err
 		}
@@ -71,6 +71,7 @@ func runToken(ctx context.Context, a *app, args []string) error {
 	}
 	row("fingerprint", st.Fingerprint)
 	row("generation", fmt.Sprint(st.Generation))
+	row("credentials", st.Credentials)
 	if st.ExpiresAt != nil {
 		row("expires in", st.ExpiresIn+"  ("+st.ExpiresAt.Format(time.RFC3339)+")")
 	}
@@ -78,8 +79,8 @@ func runToken(ctx context.Context, a *app, args []string) error {
 		row("refreshed", "by "+st.RefreshedBy+" at "+st.RefreshedAt.Format(time.RFC3339))
 	}
 	row("refresh lock", st.LockHeldBy)
-	if st.Cooldown != "" {
-		row("auth cooldown", st.Cooldown+"  (last failure: "+st.CooldownReason+")")
+	for _, c := range st.Cooldowns {
+		row("auth cooldown", c.Remaining+"  credentials "+c.Credentials+", "+c.Kind+"  (last failure: "+c.Reason+")")
 	}
 	return tw.Flush()
 }

@@ -165,7 +165,7 @@ func tokenStormRun(ctx context.Context, cfg TokenStormConfig, mode string) (Toke
 	}
 	defer func() {
 		rdb := cfg.NewRedis()
-		_ = rdb.Del(context.Background(), key, key+":lock", key+":cooldown", key+":failures").Err()
+		_ = token.Purge(context.Background(), rdb, key)
 		_ = rdb.Close()
 	}()
 

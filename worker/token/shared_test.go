@@ -53,7 +53,13 @@ func (e *env) client(t *testing.T, password string) *intranet.Client {
 // replica is one process's view: its own Redis connection, client and token.
 func (e *env) replica(t *testing.T, name string, edit func(*token.Config)) (*token.Shared, *intranet.Client) {
 	t.Helper()
-	c := e.client(t, "")
+	return e.replicaWith(t, name, "", edit)
+}
+
+// replicaWith is replica with its own password ("" for the right one).
+func (e *env) replicaWith(t *testing.T, name, password string, edit func(*token.Config)) (*token.Shared, *intranet.Client) {
+	t.Helper()
+	c := e.client(t, password)
 	cfg := token.Config{Redis: e.redis.Client(t), Auth: c, Replica: name,
 		AuthTimeout: 2 * time.Second, CooldownBase: 50 * time.Millisecond, CooldownMax: 200 * time.Millisecond}
 	if edit != nil {
@@ -158,51 +164,83 @@ func TestLockHolderNeverReturns(t *testing.T) {
 	}
 }
 
-// slowAuth ignores its deadline and answers after a delay, like a holder
-// whose process stalled past its lock's TTL.
-type slowAuth struct {
+// gatedAuth asks the platform only once release is closed, ignoring its
+// deadline, like a holder whose process stalled past its lock's TTL.
+type gatedAuth struct {
 	inner   token.Authenticator
-	delay   time.Duration
 	started chan struct{}
+	release chan struct{}
 }
 
-func (a *slowAuth) Authenticate(ctx context.Context) (intranet.Token, error) {
+func (a *gatedAuth) Authenticate(ctx context.Context) (intranet.Token, error) {
 	close(a.started)
-	time.Sleep(a.delay)
+	<-a.release
 	return a.inner.Authenticate(context.WithoutCancel(ctx))
 }
 
-// TestLateWriteRefused: a holder whose lock ran out during a slow auth call
-// cannot overwrite the newer token.
-func TestLateWriteRefused(t *testing.T) {
+// TestLateWriteKeepsLiveToken: a holder whose lock ran out during a slow
+// auth call got the token the platform issued last, the only live one: the
+// record ends up holding it, and the callers of the replica whose token it
+// replaced recover without another auth call.
+func TestLateWriteKeepsLiveToken(t *testing.T) {
 	e := setup(t, simulator.Config{})
-	slow := &slowAuth{inner: e.client(t, ""), delay: 800 * time.Millisecond, started: make(chan struct{})}
-	stalled, _ := e.replica(t, "stalled", func(c *token.Config) {
-		c.Auth = slow
+	rdb := e.redis.Client(t)
+	gate := &gatedAuth{inner: e.client(t, ""), started: make(chan struct{}), release: make(chan struct{})}
+	stalled, stalledClient := e.replica(t, "stalled", func(c *token.Config) {
+		c.Auth = gate
 		c.AuthTimeout, c.LockTTL = 100*time.Millisecond, 200*time.Millisecond
 	})
-	healthy, _ := e.replica(t, "healthy", func(c *token.Config) { c.AuthTimeout, c.LockTTL = 100*time.Millisecond, 200*time.Millisecond })
+	healthy, healthyClient := e.replica(t, "healthy", func(c *token.Config) { c.AuthTimeout, c.LockTTL = 100*time.Millisecond, 200*time.Millisecond })
 
-	done := make(chan error, 1)
-	go func() { _, err := stalled.Token(context.Background()); done <- err }()
-	<-slow.started
-	time.Sleep(300 * time.Millisecond) // the stalled holder's lock runs out
-	tok, err := healthy.Token(t.Context())
+	type result struct {
+		tok intranet.Token
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { tok, err := stalled.Token(context.Background()); done <- result{tok, err} }()
+	<-gate.started
+	// The stalled holder's lock runs out.
+	waitFor(t, func() bool { return rdb.Exists(t.Context(), "mcpjobs:token:lock").Val() == 0 })
+	early, err := healthy.Token(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("stalled replica: %v", err)
+	close(gate.release) // the stalled holder's auth call now reaches the platform
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("stalled replica: %v", r.err)
 	}
-	if stalled.Stats().WritesRefused != 1 {
-		t.Errorf("writes refused = %d, want 1", stalled.Stats().WritesRefused)
+	if r.tok.Value == early.Value {
+		t.Fatal("both replicas got the same token")
 	}
-	st, err := token.ReadStatus(t.Context(), e.redis.Client(t), "", time.Now())
+	if n := stalled.Stats().WritesRefused + healthy.Stats().WritesRefused; n != 0 {
+		t.Errorf("writes refused = %d, want 0 (the later token is written over the earlier)", n)
+	}
+	st, err := token.ReadStatus(t.Context(), rdb, "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Generation != 1 || st.RefreshedBy != "healthy" || st.Fingerprint != intranet.Fingerprint(tok.Value) {
-		t.Errorf("record = %+v; want generation 1 written by healthy", st)
+	if st.Fingerprint != intranet.Fingerprint(r.tok.Value) || st.RefreshedBy != "stalled" || st.Generation != 2 || st.Seq != 2 {
+		t.Errorf("record = %+v; want the stalled replica's token (issued last), generation 2", st)
+	}
+	// The platform agrees: the healthy replica's token is dead.
+	if _, err := healthyClient.Call(t.Context(), intranet.OpDAG, early.Value, nil); !errors.Is(err, intranet.ErrTokenExpired) {
+		t.Fatalf("the earlier token still works (%v): the test did not stall the holder", err)
+	}
+	auth := e.sim.Stats().AuthCalls
+	for range 5 {
+		if err := callOnce(t.Context(), healthy, healthyClient); err != nil {
+			t.Errorf("healthy replica: %v", err)
+		}
+		if err := callOnce(t.Context(), stalled, stalledClient); err != nil {
+			t.Errorf("stalled replica: %v", err)
+		}
+	}
+	if tok, err := healthy.Refresh(t.Context(), early); err != nil || tok.Value != r.tok.Value {
+		t.Errorf("Refresh of the replaced token = %v, %v; want the live one", tok, err)
+	}
+	if n := e.sim.Stats().AuthCalls; n != auth || n != 2 {
+		t.Errorf("auth calls = %d (%d before recovering), want 2", n, auth)
 	}
 }
 
@@ -244,16 +282,36 @@ func TestWrongCredentials(t *testing.T) {
 	}
 	defer s.Close()
 	_, err = s.Token(t.Context())
-	if !errors.Is(err, intranet.ErrInvalidCredentials) || strings.Contains(err.Error(), password) {
+	if !errors.Is(err, intranet.ErrInvalidCredentials) || !errors.Is(err, token.ErrCredentialsRefused) ||
+		errors.Is(err, token.ErrAuthUnavailable) || strings.Contains(err.Error(), password) {
 		t.Fatalf("error = %v", err)
+	}
+	if !s.CredentialsRefused() || s.Stats().InvalidCredentials != 1 {
+		t.Errorf("CredentialsRefused = %v, stats %+v", s.CredentialsRefused(), s.Stats())
+	}
+	// During its cooldown the refusal is still told apart from an outage,
+	// without calling the platform.
+	for range 5 {
+		_, err = s.Token(t.Context())
+		if !errors.Is(err, intranet.ErrInvalidCredentials) || errors.Is(err, token.ErrAuthUnavailable) {
+			t.Fatalf("error during the cooldown = %v", err)
+		}
+	}
+	if n := e.sim.Stats().AuthCalls; n != 1 {
+		t.Errorf("auth calls = %d, want 1", n)
 	}
 	st, err := token.ReadStatus(t.Context(), e.redis.Client(t), "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := time.ParseDuration(st.Cooldown)
-	if d < 50*time.Second || strings.Contains(st.CooldownReason, password) {
-		t.Errorf("cooldown %q (%s); want about a minute, without the password", st.Cooldown, st.CooldownReason)
+	if len(st.Cooldowns) != 1 {
+		t.Fatalf("cooldowns = %+v, want one", st.Cooldowns)
+	}
+	cd := st.Cooldowns[0]
+	d, _ := time.ParseDuration(cd.Remaining)
+	if d < 50*time.Second || strings.Contains(cd.Reason, password) || cd.Kind != "invalid_credentials" ||
+		cd.Credentials != c.CredentialsFingerprint() {
+		t.Errorf("cooldown %+v; want about a minute for %s, without the password", cd, c.CredentialsFingerprint())
 	}
 }
 
@@ -298,9 +356,9 @@ func TestConfigErrors(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer rdb.Close()
 	for _, cfg := range []token.Config{
-		{Auth: &slowAuth{}},
+		{Auth: &gatedAuth{}},
 		{Redis: rdb},
-		{Redis: rdb, Auth: &slowAuth{}, AuthTimeout: time.Second, LockTTL: time.Second},
+		{Redis: rdb, Auth: &gatedAuth{}, AuthTimeout: time.Second, LockTTL: time.Second},
 	} {
 		if _, err := token.New(cfg); err == nil {
 			t.Errorf("New(%+v) accepted a bad config", cfg)

@@ -13,7 +13,11 @@ type Stats struct {
 	RefreshSkipped int64
 	// RefreshFailures counts failed auth calls.
 	RefreshFailures int64
-	// WritesRefused counts stores refused by the generation check.
+	// InvalidCredentials counts auth calls refused for this process's
+	// credentials (40101); they are also RefreshFailures.
+	InvalidCredentials int64
+	// WritesRefused counts stores refused because a token issued later was
+	// already stored (this process then adopted that one).
 	WritesRefused int64
 	// ExpiredSeen counts 40003 answers reported through Refresh.
 	ExpiredSeen int64
@@ -27,6 +31,7 @@ type Stats struct {
 
 type counters struct {
 	refreshes, refreshSkipped, refreshFailures, writesRefused, expiredSeen atomic.Int64
+	invalidCredentials                                                     atomic.Int64
 	lockWaits, lockWaitNanos, authNanos                                    atomic.Int64
 }
 
@@ -34,13 +39,14 @@ type counters struct {
 func (s *Shared) Stats() Stats {
 	c := &s.stats
 	return Stats{
-		Refreshes:       c.refreshes.Load(),
-		RefreshSkipped:  c.refreshSkipped.Load(),
-		RefreshFailures: c.refreshFailures.Load(),
-		WritesRefused:   c.writesRefused.Load(),
-		ExpiredSeen:     c.expiredSeen.Load(),
-		LockWaits:       c.lockWaits.Load(),
-		LockWait:        time.Duration(c.lockWaitNanos.Load()),
-		AuthTime:        time.Duration(c.authNanos.Load()),
+		Refreshes:          c.refreshes.Load(),
+		RefreshSkipped:     c.refreshSkipped.Load(),
+		RefreshFailures:    c.refreshFailures.Load(),
+		InvalidCredentials: c.invalidCredentials.Load(),
+		WritesRefused:      c.writesRefused.Load(),
+		ExpiredSeen:        c.expiredSeen.Load(),
+		LockWaits:          c.lockWaits.Load(),
+		LockWait:           time.Duration(c.lockWaitNanos.Load()),
+		AuthTime:           time.Duration(c.authNanos.Load()),
 	}
 }

@@ -92,8 +92,8 @@ func cooldowns(ctx context.Context, rdb redis.UniversalClient, key string) ([]Co
 	for iter.Next(ctx) {
 		k := iter.Val()
 		ttl, err := rdb.PTTL(ctx, k).Result()
-		if err != nil || ttl <= 0 {
-			continue // gone meanwhile
+		if err != nil || ttl < 0 {
+			continue // gone meanwhile (0 is its last millisecond: still running)
 		}
 		v, err := rdb.Get(ctx, k).Result()
 		if err != nil {

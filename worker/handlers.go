@@ -144,7 +144,7 @@ func (w *Worker) call(ctx context.Context, t *asynq.Task, op intranet.Operation,
 	}
 	tok, err := w.cfg.Tokens.Token(ctx)
 	if err != nil {
-		return nil, authError(err)
+		return nil, w.authError(ctx, err)
 	}
 	resp, err := w.platform(ctx, op, tok.Value, body, opts...)
 	if !errors.Is(err, intranet.ErrTokenExpired) {
@@ -152,7 +152,7 @@ func (w *Worker) call(ctx context.Context, t *asynq.Task, op intranet.Operation,
 	}
 	w.log.InfoContext(ctx, "token expired; refreshing", slog.String("op", op.Name), slog.Any("token", tok))
 	if tok, err = w.cfg.Tokens.Refresh(ctx, tok); err != nil {
-		return nil, authError(err)
+		return nil, w.authError(ctx, err)
 	}
 	return w.platform(ctx, op, tok.Value, body, opts...)
 }
@@ -166,10 +166,14 @@ func (w *Worker) platform(ctx context.Context, op intranet.Operation, tok string
 }
 
 // authError marks a failure to get a token as an outage, unless the caller
-// itself gave up.
-func authError(err error) error {
+// itself gave up; a refusal of this replica's own credentials hands the job
+// back and parks the replica.
+func (w *Worker) authError(ctx context.Context, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if refused(err) {
+		return w.handBack(ctx, err)
 	}
 	return fmt.Errorf("%w: %w", errAuthUnavailable, err)
 }
@@ -179,7 +183,7 @@ func retryable(err error) bool {
 	switch {
 	case errors.Is(err, errCallerTokenExpired), errors.Is(err, errCallerTokenMissing):
 		return false
-	case errors.Is(err, errAuthUnavailable):
+	case errors.Is(err, errAuthUnavailable), errors.Is(err, errHandedBack):
 		return true
 	}
 	var ie *intranet.Error

@@ -16,6 +16,7 @@ type metrics struct {
 	callDuration *prometheus.HistogramVec
 	finished     *prometheus.CounterVec
 	lockWait     prometheus.Histogram
+	parked       prometheus.Gauge
 }
 
 // newMetrics creates the worker's series and registers them with reg, when
@@ -29,16 +30,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"operation", "outcome"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpjobs_jobs_finished_total",
-			Help: "Job attempts that ended, by task type and outcome (completed, failed, cancelled, retry, rescheduled).",
+			Help: "Job attempts that ended, by task type and outcome (completed, failed, cancelled, retry, rescheduled, handed_back).",
 		}, []string{"type", "outcome"}),
 		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mcpjobs_token_lock_wait_seconds",
 			Help:    "Time a token refresh waited for another replica's refresh.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, 30},
 		}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcpjobs_worker_credentials_refused",
+			Help: "1 while this replica takes no jobs because the platform refused its credentials (40101), else 0.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.callDuration, m.finished, m.lockWait)
+		reg.MustRegister(m.callDuration, m.finished, m.lockWait, m.parked)
 	}
 	return m
 }
@@ -89,6 +94,8 @@ func (m *metrics) observeEnd(taskType string, err error, retried, maxRetry int) 
 		outcome = "rescheduled"
 	case errors.Is(err, errCancelled):
 		outcome = "cancelled"
+	case errors.Is(err, errHandedBack):
+		outcome = "handed_back"
 	case errors.Is(err, asynq.SkipRetry) || (retried >= maxRetry && isFailure(err)):
 		outcome = "failed"
 	default:

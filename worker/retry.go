@@ -51,6 +51,10 @@ func (p RetryPolicy) Delay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.As(err, &wait) {
 		return wait.delay
 	}
+	if errors.Is(err, errHandedBack) {
+		// Back to the queue at once, for a replica whose credentials work.
+		return jitter(100 * time.Millisecond)
+	}
 	if errors.Is(err, errAuthUnavailable) {
 		if errors.Is(err, intranet.ErrInvalidCredentials) {
 			return p.InvalidCredentialsWait + jitter(p.InvalidCredentialsWait/2)
@@ -91,7 +95,7 @@ func isFailure(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, errAuthUnavailable) {
+	if errors.Is(err, errAuthUnavailable) || errors.Is(err, errHandedBack) {
 		return false
 	}
 	var wait *pollWait

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -46,6 +47,9 @@ type Config struct {
 	// Metrics, when set, registers the worker's mcpjobs_ series.
 	// Default: none.
 	Metrics prometheus.Registerer
+	// ParkBackoff paces the checks of a replica whose credentials the
+	// platform refused. Default: ParkBackoff{} with its defaults.
+	ParkBackoff ParkBackoff
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
 	// LogLevel is the level passed to asynq's own logger. Default: info.
@@ -55,13 +59,18 @@ type Config struct {
 // Worker is one worker replica: an asynq server with the handlers of every
 // job type.
 type Worker struct {
-	rdb     redis.UniversalClient
-	cfg     Config
-	log     *slog.Logger
-	server  *asynq.Server
-	mux     *asynq.ServeMux
-	jobs    *jobs.Client
-	metrics *metrics
+	rdb      redis.UniversalClient
+	cfg      Config
+	log      *slog.Logger
+	asynqCfg asynq.Config
+	mux      *asynq.ServeMux
+	jobs     *jobs.Client
+	metrics  *metrics
+
+	// parkCh asks Run to park the replica (its credentials were refused);
+	// parked is true while it is parked.
+	parkCh chan struct{}
+	parked atomic.Bool
 }
 
 // errMissingClient is returned by New without a platform client.
@@ -95,11 +104,12 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 		cfg.DelayedCheckInterval = time.Second
 	}
 	cfg.BatchPolling = cfg.BatchPolling.withDefaults()
+	cfg.ParkBackoff = cfg.ParkBackoff.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Retry = cfg.Retry.withDefaults()
-	w := &Worker{rdb: rdb, cfg: cfg, log: cfg.Logger, metrics: m,
+	w := &Worker{rdb: rdb, cfg: cfg, log: cfg.Logger, metrics: m, parkCh: make(chan struct{}, 1),
 		jobs: jobs.NewClient(rdb, jobs.Options{Retention: cfg.Retention, Logger: cfg.Logger})}
 	w.mux = asynq.NewServeMux()
 	w.mux.Use(w.announce, w.cancellation)
@@ -110,7 +120,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 	w.mux.HandleFunc(jobs.TypeBatchPoll, w.handlePoll)
 	w.mux.HandleFunc(jobs.TypeBatchStatus, w.handleStatus)
 	w.mux.HandleFunc(jobs.TypeBatchCancel, w.handleCancel)
-	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+	w.asynqCfg = asynq.Config{
 		Concurrency:     cfg.Concurrency,
 		Queues:          jobs.Queues,
 		RetryDelayFunc:  cfg.Retry.Delay,
@@ -122,24 +132,48 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 
 		TaskCheckInterval:        cfg.QueueCheckInterval,
 		DelayedTaskCheckInterval: cfg.DelayedCheckInterval,
-	})
+	}
 	return w, nil
 }
 
 // Run processes jobs until ctx ends, then shuts down gracefully: in-flight
 // jobs finish within ShutdownTimeout or go back to the queue.
+//
+// When the platform refuses this replica's own credentials (40101), Run
+// parks it: it stops taking jobs, hands back the ones it holds without
+// using up their retries, reports not ready (Ready), and checks its
+// credentials with backoff (ParkBackoff), taking jobs again once they work.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.server.Start(w.mux); err != nil {
-		return fmt.Errorf("worker: start: %w", err)
+	defer func() {
+		if c, ok := w.cfg.Tokens.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}()
+	for {
+		// An asynq.Server cannot start again once shut down: each
+		// stretch of taking jobs has its own.
+		server := asynq.NewServerFromRedisClient(w.rdb, w.asynqCfg)
+		if err := server.Start(w.mux); err != nil {
+			return fmt.Errorf("worker: start: %w", err)
+		}
+		w.log.InfoContext(ctx, "worker started", slog.Int("concurrency", w.cfg.Concurrency))
+		select {
+		case <-ctx.Done():
+			w.log.Info("worker stopping", slog.Duration("shutdown_timeout", w.cfg.ShutdownTimeout))
+			server.Shutdown()
+			return nil
+		case <-w.parkCh:
+		}
+		w.log.ErrorContext(ctx, "platform refused this replica's credentials (40101): handing back its jobs and taking no more")
+		server.Shutdown()
+		select {
+		case <-w.parkCh: // asked again while shutting down
+		default:
+		}
+		if !w.park(ctx) {
+			return nil
+		}
 	}
-	w.log.InfoContext(ctx, "worker started", slog.Int("concurrency", w.cfg.Concurrency))
-	<-ctx.Done()
-	w.log.Info("worker stopping", slog.Duration("shutdown_timeout", w.cfg.ShutdownTimeout))
-	w.server.Shutdown()
-	if c, ok := w.cfg.Tokens.(io.Closer); ok {
-		_ = c.Close()
-	}
-	return nil
 }
 
 // cancellation fails a job that its owner cancelled as "cancelled": when it

@@ -43,7 +43,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer jc.Close()
-	serve, err := serveMetrics(ctx, a, *metricsAddr, reg)
+	serve, err := serveMetrics(ctx, a, *metricsAddr, reg, nil)
 	if err != nil {
 		return err
 	}

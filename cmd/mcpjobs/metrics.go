@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -23,8 +24,10 @@ func metricsHandler(reg *prometheus.Registry) http.Handler {
 }
 
 // serveMetrics serves /metrics on addr until ctx ends; an empty addr serves
-// nothing.
-func serveMetrics(ctx context.Context, a *app, addr string, reg *prometheus.Registry) (func() error, error) {
+// nothing. With ready set, it also serves /healthz (200 while the process
+// serves HTTP) and /readyz (200 while ready answers nil, else 503 with its
+// error).
+func serveMetrics(ctx context.Context, a *app, addr string, reg *prometheus.Registry, ready func() error) (func() error, error) {
 	if addr == "" {
 		return func() error { <-ctx.Done(); return nil }, nil
 	}
@@ -34,6 +37,16 @@ func serveMetrics(ctx context.Context, a *app, addr string, reg *prometheus.Regi
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metricsHandler(reg))
+	if ready != nil {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if err := ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, "ok\n")
+		})
+	}
 	a.log.Info("serving metrics", slog.String("url", "http://"+l.Addr().String()+"/metrics"))
 	return func() error { return serveHTTP(ctx, l, mux, a.log) }, nil
 }

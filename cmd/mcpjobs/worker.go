@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log/slog"
 	"time"
@@ -49,7 +50,7 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 	var wf workerFlags
 	wf.register(fs)
 	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
-	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9090 (default: off)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics, and /healthz and /readyz, on this address, e.g. 127.0.0.1:9090 (default: off)")
 	registerIntranetFlags(fs, &a.cfg.Intranet)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -65,7 +66,7 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	serve, err := serveMetrics(ctx, a, *metricsAddr, reg)
+	serve, err := serveMetrics(ctx, a, *metricsAddr, reg, w.Ready)
 	if err != nil {
 		return err
 	}
@@ -78,6 +79,9 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 // newWorker builds a worker replica from the configuration.
 func newWorker(a *app, rdb redis.UniversalClient, wf workerFlags) (*worker.Worker, error) {
 	ic := a.cfg.Intranet
+	if err := checkCredentials(ic); err != nil {
+		return nil, err
+	}
 	client, err := intranet.New(intranet.Config{
 		BaseURL:      ic.BaseURL,
 		AuthURL:      ic.AuthURL,
@@ -108,4 +112,17 @@ func orDefault(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// errNoCredentials: a worker refuses to start without the platform service
+// account, rather than take jobs it could only hand back.
+var errNoCredentials = errors.New("worker: no platform credentials: set INTRANET_USERNAME and INTRANET_PASSWORD (or INTRANET_PASSWORD_FILE); " +
+	"every job may need the shared token, which a worker without credentials cannot refresh")
+
+// checkCredentials refuses a worker configuration without a service account.
+func checkCredentials(ic config.Intranet) error {
+	if ic.Username == "" || ic.Password == "" {
+		return errNoCredentials
+	}
+	return nil
 }

@@ -90,11 +90,10 @@ func (t *Tokens) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), LocalIdentity)))
 			return
 		}
-		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		tok, ok := bearer(r.Header.Get("Authorization"))
 		name, valid := "", false
 		if ok {
-			name, valid = t.lookup(strings.TrimSpace(tok))
+			name, valid = t.lookup(tok)
 		}
 		if !valid {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mcpjobs"`)
@@ -103,4 +102,15 @@ func (t *Tokens) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), name)))
 	})
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header; the
+// scheme is case-insensitive (RFC 9110 section 11.1).
+func bearer(auth string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(auth), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }

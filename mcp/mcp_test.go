@@ -234,6 +234,10 @@ func TestHTTPAuthentication(t *testing.T) {
 		{"wrong token", "Bearer nope", http.StatusUnauthorized},
 		{"not bearer", "Basic secret-a", http.StatusUnauthorized},
 		{"valid token", "Bearer secret-a", http.StatusOK},
+		{"lower-case scheme", "bearer secret-a", http.StatusOK},
+		{"upper-case scheme", "BEARER secret-a", http.StatusOK},
+		{"scheme alone", "Bearer ", http.StatusUnauthorized},
+		{"token as scheme", "secret-a", http.StatusUnauthorized},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, e.url, strings.NewReader(body))

@@ -47,6 +47,11 @@ type Config struct {
 	// its metrics view, e.g. http://prometheus:9090. Default: "" (the
 	// metrics view is off).
 	PrometheusAddr string
+	// AllowedHosts are the Host header values the dashboard answers (a
+	// name for any port, a name:port, or "*" for any); others get 421,
+	// which defeats DNS rebinding. Default: with a login, any host;
+	// without one, LoopbackHosts.
+	AllowedHosts []string
 	// ReadyTimeout bounds the Redis ping of /readyz and of each /metrics
 	// scrape. Default: 1s.
 	ReadyTimeout time.Duration
@@ -71,6 +76,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReadyTimeout <= 0 {
 		c.ReadyTimeout = time.Second
+	}
+	if len(c.AllowedHosts) == 0 {
+		c.AllowedHosts = LoopbackHosts
+		if c.Username != "" {
+			c.AllowedHosts = []string{"*"}
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -104,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Username != "" {
 		dashboard = basicAuth(cfg.Username, cfg.Password, cfg.Logger, mon)
 	}
+	dashboard = hostGuard(cfg.AllowedHosts, cfg.Logger, dashboard)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -120,13 +132,14 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}))
 	mux.Handle("GET /{$}", http.RedirectHandler(RootPath+"/", http.StatusFound))
-	s.handler = mux
+	s.handler = crossOrigin(cfg.Logger, mux)
 	return s, nil
 }
 
 // Handler serves /monitoring/ (the dashboard, behind the login when one is
-// configured), /healthz, /readyz and /metrics (without login), and
-// redirects / to the dashboard.
+// configured, for the allowed hosts only), /healthz, /readyz and /metrics
+// (without login), and redirects / to the dashboard. Cross-site
+// state-changing requests are refused everywhere.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // healthz answers 200 while the process serves HTTP; it needs no Redis.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -21,6 +22,7 @@ func runWeb(ctx context.Context, a *app, args []string) error {
 	insecure := fs.Bool("insecure-no-auth", false, "allow a non-loopback --addr without WEB_USERNAME and WEB_PASSWORD")
 	readOnly := fs.Bool("read-only", false, "dashboard in read-only mode: no delete, run, archive, cancel or pause")
 	promAddr := fs.String("prometheus-addr", "", "Prometheus URL for the dashboard's metrics view, e.g. http://prometheus:9090")
+	hosts := fs.String("allowed-hosts", "", `Host names the dashboard answers, comma-separated ("name", "name:port" or "*"); default: any with a login, loopback names without`)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -32,7 +34,7 @@ func runWeb(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer rdb.Close()
-	h, err := newWebHandler(a, rdb, *readOnly, *promAddr)
+	h, err := newWebHandler(a, rdb, *readOnly, *promAddr, splitList(*hosts))
 	if err != nil {
 		return err
 	}
@@ -55,7 +57,7 @@ func startWeb(ctx context.Context, a *app, rdb redis.UniversalClient, addr strin
 	if err := checkWebExposure(a, addr, false); err != nil {
 		return "", err
 	}
-	h, err := newWebHandler(a, rdb, false, "")
+	h, err := newWebHandler(a, rdb, false, "", nil)
 	if err != nil {
 		return "", err
 	}
@@ -68,9 +70,10 @@ func startWeb(ctx context.Context, a *app, rdb redis.UniversalClient, addr strin
 }
 
 // newWebHandler builds the operator site on rdb.
-func newWebHandler(a *app, rdb redis.UniversalClient, readOnly bool, promAddr string) (http.Handler, error) {
+func newWebHandler(a *app, rdb redis.UniversalClient, readOnly bool, promAddr string, allowedHosts []string) (http.Handler, error) {
 	s, err := web.New(web.Config{
 		Redis:          rdb,
+		AllowedHosts:   allowedHosts,
 		Username:       a.cfg.WebUsername,
 		Password:       a.cfg.WebPassword,
 		ReadOnly:       readOnly,
@@ -93,4 +96,15 @@ func checkWebExposure(a *app, addr string, insecure bool) error {
 		return nil
 	}
 	return errors.New("refusing to serve the dashboard on " + addr + " without a login: set WEB_USERNAME and WEB_PASSWORD, bind 127.0.0.1, or pass --insecure-no-auth")
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

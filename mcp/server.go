@@ -20,6 +20,15 @@ var DefaultCoverages = []string{"dem_30m", "dem_90m", "srtm_30m"}
 // MaxRequestBytes caps an HTTP request body.
 const MaxRequestBytes = 2 << 20
 
+// LargeRequestBytes and MaxLargeRequests bound the memory that request
+// bodies take: at most MaxLargeRequests bodies larger than LargeRequestBytes
+// (or of unknown length) are read at once; one more is answered 503 with
+// Retry-After. Small requests (nearly every MCP call) are not limited.
+const (
+	LargeRequestBytes = 64 << 10
+	MaxLargeRequests  = 8
+)
+
 // Options configure a Server.
 type Options struct {
 	// Jobs enqueues and reads jobs. Required.
@@ -95,7 +104,7 @@ func (s *Server) HTTPHandler() http.Handler {
 		mcpserver.WithStreamableHTTPLogger(s.log),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", s.opts.Tokens.authenticate(limitBody(streamable)))
+	mux.Handle("/mcp", s.opts.Tokens.authenticate(limitBody(make(chan struct{}, MaxLargeRequests), streamable)))
 	return mux
 }
 
@@ -109,11 +118,23 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	return stdio.Listen(ctx, in, out)
 }
 
-func limitBody(next http.Handler) http.Handler {
+// limitBody caps a request body at MaxRequestBytes, and lets at most
+// cap(large) large bodies in at once.
+func limitBody(large chan struct{}, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > MaxRequestBytes {
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 			return
+		}
+		if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || r.ContentLength > LargeRequestBytes) {
+			select {
+			case large <- struct{}{}:
+				defer func() { <-large }()
+			default:
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "too many large requests at once; retry in a second", http.StatusServiceUnavailable)
+				return
+			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 		next.ServeHTTP(w, r)

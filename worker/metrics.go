@@ -65,6 +65,8 @@ func registerTokenMetrics(reg prometheus.Registerer, t *token.Shared) {
 			func(s token.Stats) float64 { return float64(s.RefreshSkipped) }),
 		counter("mcpjobs_token_refresh_failures_total", "Failed auth calls (auth endpoint down, 40101 invalid credentials, timeouts).",
 			func(s token.Stats) float64 { return float64(s.RefreshFailures) }),
+		counter("mcpjobs_token_invalid_credentials_total", "Auth calls of this replica that the platform refused (40101): its own credentials are wrong.",
+			func(s token.Stats) float64 { return float64(s.InvalidCredentials) }),
 		counter("mcpjobs_token_writes_refused_total", "Token writes refused by the generation check (a holder whose lock ran out).",
 			func(s token.Stats) float64 { return float64(s.WritesRefused) }),
 		counter("mcpjobs_token_auth_seconds_total", "Time spent in auth calls.",

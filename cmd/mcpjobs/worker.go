@@ -121,7 +121,7 @@ var errNoCredentials = errors.New("worker: no platform credentials: set INTRANET
 
 // checkCredentials refuses a worker configuration without a service account.
 func checkCredentials(ic config.Intranet) error {
-	if ic.Username == "" || ic.Password == "" {
+	if ic.Username == "" || (ic.Password == "" && ic.PasswordFile == "") {
 		return errNoCredentials
 	}
 	return nil

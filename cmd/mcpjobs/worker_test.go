@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 )
@@ -57,5 +62,67 @@ func waitStatus(t *testing.T, url string, code int, limit time.Duration) string 
 			t.Fatalf("%s answered %d after %v, want %d: %s", url, got, limit, code, body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWorkerParksAndHeals: a worker whose password file is wrong parks on
+// its first job (/readyz 503, the metric at 1, the job handed back); once
+// the file is fixed it takes jobs again without a restart, and the job
+// completes.
+func TestWorkerParksAndHeals(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	simAddr, metricsAddr, mcpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	startSim(t, simAddr)
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stderr := startCommand(t, map[string]string{"REDIS_URL": redisURL, "INTRANET_BASE_URL": "http://" + simAddr,
+		"INTRANET_USERNAME": "svc-mcp", "INTRANET_PASSWORD_FILE": pwFile, "LOG_LEVEL": "warn"},
+		nil, io.Discard, "worker", "--metrics-addr", metricsAddr)
+	startCommand(t, map[string]string{"REDIS_URL": redisURL, "LOG_LEVEL": "warn"}, nil, io.Discard,
+		"mcp", "--transport", "http", "--addr", mcpAddr)
+	readyz := "http://" + metricsAddr + "/readyz"
+	waitHTTP(t, "http://"+metricsAddr+"/metrics")
+	waitStatus(t, readyz, http.StatusOK, 10*time.Second)
+	waitHTTP(t, "http://"+mcpAddr+"/mcp")
+	c := httpClient(t, "http://"+mcpAddr+"/mcp")
+
+	callTool := func(name string, args map[string]any) view {
+		t.Helper()
+		res, err := c.CallTool(t.Context(), mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: name, Arguments: args}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v view
+		if err := json.Unmarshal([]byte(res.Content[0].(mcpgo.TextContent).Text), &v); err != nil || res.IsError {
+			t.Fatalf("%s: %v %+v", name, err, res.Content)
+		}
+		return v
+	}
+	job := callTool("coverage_aspect_analysis", map[string]any{"coverage_id": "dem_30m", "bbox": []any{116.0, 39.8, 116.01, 39.81}, "wait_seconds": 0})
+
+	body := waitStatus(t, readyz, http.StatusServiceUnavailable, 15*time.Second)
+	if !strings.Contains(body, "40101") {
+		t.Errorf("/readyz while parked: %q, want the reason", body)
+	}
+	if _, m := get(t, "http://"+metricsAddr+"/metrics"); !strings.Contains(m, "mcpjobs_worker_credentials_refused 1") {
+		t.Error("metrics lack mcpjobs_worker_credentials_refused 1 while parked")
+	}
+	if v := callTool("get_job", map[string]any{"job_id": job.JobID}); v.State == "completed" || v.State == "failed" {
+		t.Fatalf("job ended while the only worker was parked: %+v", v)
+	}
+
+	// The secret is fixed: the worker heals by itself.
+	if err := os.WriteFile(pwFile, []byte("sim-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, readyz, http.StatusOK, 20*time.Second)
+	v := callTool("get_job", map[string]any{"job_id": job.JobID, "wait_seconds": 30})
+	if v.State != "completed" || v.Result.Attempts != 1 {
+		t.Errorf("after healing: state %s, attempts %d; want completed in 1 attempt (handing back uses no retry)", v.State, v.Result.Attempts)
+	}
+	if strings.Contains(stderr.String(), "not-the-password") || strings.Contains(stderr.String(), "sim-password") {
+		t.Error("a password is in the worker's log")
 	}
 }

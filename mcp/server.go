@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,9 +51,10 @@ type Options struct {
 
 // Server is the MCP server.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	mcp  *mcpserver.MCPServer
+	opts  Options
+	log   *slog.Logger
+	mcp   *mcpserver.MCPServer
+	tasks http.Handler
 }
 
 var errMissingJobs = errors.New("mcp: Options.Jobs is nil (create one with jobs.NewClient on a Redis connection)")
@@ -79,9 +81,20 @@ func New(opts Options) (*Server, error) {
 		mcpserver.WithToolHandlerMiddleware(newToolMetrics(opts.Metrics).middleware),
 		mcpserver.WithInstructions(instructions),
 	)
+	support := map[string]mcpgo.TaskSupport{}
 	for _, t := range s.tools() {
 		s.mcp.AddTool(t.tool, t.handler)
+		support[t.tool.Name] = mcpgo.TaskSupportOptional
 	}
+	for _, name := range []string{"get_job", "list_jobs", "cancel_job"} {
+		support[name] = mcpgo.TaskSupportForbidden
+	}
+	tasks, err := NewTaskHandler(s.mcp, TaskConfig{Jobs: opts.Jobs, Support: support, Logger: opts.Logger},
+		mcpserver.WithStreamableHTTPLogger(s.log))
+	if err != nil {
+		return nil, err
+	}
+	s.tasks = tasks
 	return s, nil
 }
 
@@ -94,17 +107,11 @@ A job that has not ended yet keeps running: ask again later with get_job and its
 func (s *Server) anyCoverage() bool { return slices.Contains(s.opts.Coverages, "*") }
 
 // HTTPHandler serves streamable HTTP MCP at /mcp, behind bearer-token
-// authentication when tokens are configured.
+// authentication when tokens are configured. Long jobs can run as MCP tasks
+// (NewTaskHandler): the platform tools support them, the job tools do not.
 func (s *Server) HTTPHandler() http.Handler {
-	streamable := mcpserver.NewStreamableHTTPServer(s.mcp,
-		mcpserver.WithEndpointPath("/mcp"),
-		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
-			return WithIdentity(ctx, IdentityFrom(r.Context()))
-		}),
-		mcpserver.WithStreamableHTTPLogger(s.log),
-	)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", s.opts.Tokens.authenticate(limitBody(make(chan struct{}, MaxLargeRequests), streamable)))
+	mux.Handle("/mcp", s.opts.Tokens.authenticate(limitBody(make(chan struct{}, MaxLargeRequests), s.tasks)))
 	return mux
 }
 

@@ -135,6 +135,10 @@ func (s *Server) enqueueAndWait(ctx context.Context, req mcpgo.CallToolRequest, 
 		return toolError(err), nil
 	}
 	s.log.InfoContext(ctx, "job enqueued", slog.String("tool", req.Params.Name), slog.String("job_id", v.JobID), slog.String("owner", owner))
+	if AsTask(ctx) {
+		TaskCreated(ctx, v)
+		return viewResult(v), nil
+	}
 	if wait > 0 {
 		waited, err := s.opts.Jobs.Wait(ctx, owner, v.JobID, wait, progressReporter(ctx, req, wait))
 		if err != nil {

@@ -201,9 +201,15 @@ func (s *Server) handleStatus(ctx context.Context, req mcpgo.CallToolRequest) (*
 		return toolError(&jobs.FieldError{Field: "max_age_seconds", Problem: fmt.Sprintf("must be between 0 and %d, got %v", MaxMaxAgeSeconds, maxAge)}), nil
 	}
 	owner := IdentityFrom(ctx)
+	if AsTask(ctx) {
+		wait = 0
+	}
 	v, err := s.opts.Jobs.QueryStatus(ctx, owner, a.TaskID, time.Duration(maxAge*float64(time.Second)), wait, progressReporter(ctx, req, wait))
 	if err != nil {
 		return toolError(err), nil
+	}
+	if !v.State.Final() {
+		TaskCreated(ctx, v) // a recorded status answers at once, without a task
 	}
 	return viewResult(v), nil
 }

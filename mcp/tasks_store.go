@@ -1,0 +1,179 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
+)
+
+// The task records and HTTP sessions in Redis.
+
+func taskKey(owner, id string) string  { return "mcpjobs:task:" + owner + ":" + id }
+func taskIndexKey(owner string) string { return "mcpjobs:tasks:" + owner }
+func sessionKey(id string) string      { return "mcpjobs:mcp:session:" + id }
+
+// taskRecord is what the protocol adds to a job made a task. It expires
+// with the task's TTL; a job without one is not a task.
+type taskRecord struct {
+	id      string
+	tool    string
+	created time.Time
+	ttl     time.Duration
+	poll    time.Duration
+}
+
+// create records the job v as owner's task, before its ID is handed out.
+func (l *taskLayer) create(ctx context.Context, owner, tool string, v *jobs.View, ttl time.Duration) (*taskRecord, error) {
+	created := time.Now().UTC()
+	if v.CreatedAt != nil {
+		created = v.CreatedAt.UTC()
+	}
+	t := &taskRecord{id: v.JobID, tool: tool, created: created, ttl: ttl, poll: l.cfg.PollInterval(v)}
+	pipe := l.rdb.TxPipeline()
+	pipe.HSet(ctx, taskKey(owner, t.id), map[string]any{
+		"tool":       tool,
+		"created_at": created.Format(time.RFC3339Nano),
+		"ttl_ms":     ttl.Milliseconds(),
+		"poll_ms":    t.poll.Milliseconds(),
+	})
+	pipe.PExpire(ctx, taskKey(owner, t.id), ttl)
+	pipe.ZAdd(ctx, taskIndexKey(owner), redis.Z{Score: float64(created.UnixMilli()), Member: t.id})
+	pipe.ZRemRangeByScore(ctx, taskIndexKey(owner), "-inf", "("+strconv.FormatInt(created.Add(-l.cfg.Jobs.Retention()).UnixMilli(), 10))
+	pipe.PExpire(ctx, taskIndexKey(owner), l.cfg.Jobs.Retention())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
+	}
+	return t, nil
+}
+
+// load returns owner's task id and its job's view; ErrNotFound when it is
+// not owner's, not a task, or has expired.
+func (l *taskLayer) load(ctx context.Context, owner, id string) (*taskRecord, *jobs.View, error) {
+	h, err := l.rdb.HGetAll(ctx, taskKey(owner, id)).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
+	}
+	if len(h) == 0 {
+		return nil, nil, jobs.ErrNotFound
+	}
+	t := &taskRecord{id: id, tool: h["tool"]}
+	t.created, _ = time.Parse(time.RFC3339Nano, h["created_at"])
+	ms, _ := strconv.ParseInt(h["ttl_ms"], 10, 64)
+	t.ttl = time.Duration(ms) * time.Millisecond
+	ms, _ = strconv.ParseInt(h["poll_ms"], 10, 64)
+	t.poll = time.Duration(ms) * time.Millisecond
+	v, err := l.cfg.Jobs.Get(ctx, owner, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, v, nil
+}
+
+// legacy is the task as 2025-11-25 shows it.
+func (t *taskRecord) legacy(v *jobs.View) map[string]any {
+	m := map[string]any{
+		"taskId":        t.id,
+		"status":        legacyStatus(v),
+		"createdAt":     t.created.Format(time.RFC3339Nano),
+		"lastUpdatedAt": lastUpdated(v, t.created).Format(time.RFC3339Nano),
+		"ttl":           t.ttl.Milliseconds(),
+		"pollInterval":  t.poll.Milliseconds(),
+	}
+	if msg := statusMessage(v); msg != "" {
+		m["statusMessage"] = msg
+	}
+	return m
+}
+
+// extension is the task as the 2026-07-28 extension shows it; with
+// outcome, a task that ended inlines its result or error.
+func (t *taskRecord) extension(v *jobs.View, outcome func(*jobs.View) TaskOutcome) map[string]any {
+	m := map[string]any{
+		"taskId":         t.id,
+		"status":         legacyStatus(v),
+		"createdAt":      t.created.Format(time.RFC3339Nano),
+		"lastUpdatedAt":  lastUpdated(v, t.created).Format(time.RFC3339Nano),
+		"ttlMs":          t.ttl.Milliseconds(),
+		"pollIntervalMs": t.poll.Milliseconds(),
+	}
+	if msg := statusMessage(v); msg != "" {
+		m["statusMessage"] = msg
+	}
+	if outcome == nil {
+		return m
+	}
+	m["status"] = extensionStatus(v, outcome)
+	if v.State == jobs.StateCompleted || v.State == jobs.StateFailed {
+		out := outcome(v)
+		if out.Err != nil {
+			m["error"] = out.Err
+		} else if res, err := toMap(out.Result); err == nil {
+			m["result"] = res
+		}
+	}
+	return m
+}
+
+// redisSessions keeps mcp-go's HTTP session IDs in Redis, so that a session
+// begun on one replica goes on on any other. The value is what the session
+// negotiated for tasks.
+type redisSessions struct {
+	rdb redis.UniversalClient
+	ttl time.Duration
+}
+
+const (
+	sessionPrefix     = "mcp-session-"
+	sessionTerminated = "terminated"
+	sessionTimeout    = 5 * time.Second
+)
+
+var errUnknownSession = errors.New("mcp: unknown or expired session; initialize again")
+
+// Generate implements mcpserver.SessionIdManager.
+func (s *redisSessions) Generate() string {
+	id := sessionPrefix + uuid.NewString()
+	ctx, cancel := context.WithTimeout(context.Background(), sessionTimeout)
+	defer cancel()
+	// Should this fail, the session's next request finds no session and the
+	// client initializes again.
+	_ = s.rdb.Set(ctx, sessionKey(id), string(shapeNone), s.ttl).Err()
+	return id
+}
+
+// Validate implements mcpserver.SessionIdManager.
+func (s *redisSessions) Validate(id string) (bool, error) {
+	if _, err := uuid.Parse(id[min(len(id), len(sessionPrefix)):]); err != nil || len(id) <= len(sessionPrefix) {
+		return false, errUnknownSession
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sessionTimeout)
+	defer cancel()
+	v, err := s.rdb.GetEx(ctx, sessionKey(id), s.ttl).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, errUnknownSession
+	case err != nil:
+		return false, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
+	case v == sessionTerminated:
+		return true, nil
+	}
+	return false, nil
+}
+
+// Terminate implements mcpserver.SessionIdManager.
+func (s *redisSessions) Terminate(id string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), sessionTimeout)
+	defer cancel()
+	err := s.rdb.SetArgs(ctx, sessionKey(id), sessionTerminated, redis.SetArgs{Mode: "XX", TTL: s.ttl}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
+	}
+	return false, nil
+}

@@ -2,11 +2,14 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
 )
 
 // toolMetrics count and time tool calls (mcpjobs_tool_…).
@@ -19,7 +22,7 @@ func newToolMetrics(reg prometheus.Registerer) *toolMetrics {
 	m := &toolMetrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpjobs_tool_calls_total",
-			Help: "MCP tool calls, by tool and outcome (ok, tool_error, error).",
+			Help: "MCP tool calls, by tool and outcome (ok, job_failed, job_cancelled, tool_error, error).",
 		}, []string{"tool", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mcpjobs_tool_call_duration_seconds",
@@ -44,9 +47,33 @@ func (m *toolMetrics) middleware(next mcpserver.ToolHandlerFunc) mcpserver.ToolH
 			outcome = "error"
 		case res != nil && res.IsError:
 			outcome = "tool_error"
+		case res != nil:
+			outcome = viewOutcome(res.StructuredContent)
 		}
 		m.calls.WithLabelValues(req.Params.Name, outcome).Inc()
 		m.duration.WithLabelValues(req.Params.Name).Observe(time.Since(start).Seconds())
 		return res, err
 	}
+}
+
+// viewOutcome is the outcome of a call answered with a job view: job_failed
+// or job_cancelled when the job ended so, else ok.
+func viewOutcome(content any) string {
+	raw, ok := content.(json.RawMessage)
+	if !ok {
+		return "ok"
+	}
+	var v struct {
+		State jobs.State `json:"state"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return "ok"
+	}
+	switch v.State {
+	case jobs.StateFailed:
+		return "job_failed"
+	case jobs.StateCancelled:
+		return "job_cancelled"
+	}
+	return "ok"
 }

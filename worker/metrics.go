@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -77,7 +78,13 @@ func registerTokenMetrics(reg prometheus.Registerer, t *token.Shared) {
 // observeCall records one platform call.
 func (m *metrics) observeCall(op intranet.Operation, took time.Duration, err error) {
 	outcome := "ok"
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled):
+		// The job was cancelled or the worker is stopping: not the
+		// platform's failure.
+		outcome = "cancelled"
+	default:
 		outcome = "error"
 		if c := intranet.ClassOf(err); c != 0 {
 			outcome = c.String()

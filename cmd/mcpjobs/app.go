@@ -60,7 +60,7 @@ func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // newLogger logs text on a terminal and JSON otherwise, unless LOG_FORMAT
 // says which. Logs always go to stderr: stdout may carry MCP over stdio.
 func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: durationsInMillis}
 	format := cfg.LogFormat
 	if format == "" {
 		format = "json"
@@ -74,6 +74,16 @@ func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationsInMillis logs a duration as a number of milliseconds under its
+// key plus "_ms" (JSON logs would otherwise carry nanoseconds).
+func durationsInMillis(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindDuration {
+		return a
+	}
+	ms := float64(a.Value.Duration().Microseconds()) / 1000
+	return slog.Float64(a.Key+"_ms", ms)
 }
 
 // flagSet returns a FlagSet whose --help lists the flags and the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcpjobs/mcpjobs/internal/config"
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 )
 
@@ -124,5 +126,89 @@ func TestWorkerParksAndHeals(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "not-the-password") || strings.Contains(stderr.String(), "sim-password") {
 		t.Error("a password is in the worker's log")
+	}
+}
+
+// TestMetricsTellOutcomes: a tool call whose job failed counts as
+// job_failed, not ok; a platform call cut short by cancel_job counts as
+// cancelled, not as a platform error.
+func TestMetricsTellOutcomes(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	simAddr, workerMetrics, mcpAddr, mcpMetrics := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	startCommand(t, map[string]string{"LOG_LEVEL": "warn"}, nil, io.Discard, "sim", "--addr", simAddr, "--latency", "3s")
+	waitHTTP(t, "http://"+simAddr+"/sim/stats")
+	startCommand(t, map[string]string{"REDIS_URL": redisURL, "INTRANET_BASE_URL": "http://" + simAddr,
+		"INTRANET_USERNAME": "svc-mcp", "INTRANET_PASSWORD": "sim-password", "LOG_LEVEL": "warn"},
+		nil, io.Discard, "worker", "--metrics-addr", workerMetrics)
+	startCommand(t, map[string]string{"REDIS_URL": redisURL, "LOG_LEVEL": "warn"}, nil, io.Discard,
+		"mcp", "--transport", "http", "--addr", mcpAddr, "--metrics-addr", mcpMetrics)
+	waitHTTP(t, "http://"+workerMetrics+"/metrics")
+	waitHTTP(t, "http://"+mcpAddr+"/mcp")
+	c := httpClient(t, "http://"+mcpAddr+"/mcp")
+	callTool := func(name string, args map[string]any) view {
+		t.Helper()
+		res, err := c.CallTool(t.Context(), mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: name, Arguments: args}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v view
+		if err := json.Unmarshal([]byte(res.Content[0].(mcpgo.TextContent).Text), &v); err != nil || res.IsError {
+			t.Fatalf("%s: %v %+v", name, err, res.Content)
+		}
+		return v
+	}
+
+	if v := callTool("run_big_query", map[string]any{"sql": "SELEKT nonsense", "wait_seconds": 30}); v.State != "failed" {
+		t.Fatalf("bad query: state %s, want failed", v.State)
+	}
+	slow := callTool("run_big_query", map[string]any{"sql": "SELECT region FROM landcover LIMIT 1", "wait_seconds": 0})
+	deadline := time.Now().Add(10 * time.Second)
+	for callTool("get_job", map[string]any{"job_id": slow.JobID}).State != "active" {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow job never became active")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := callTool("cancel_job", map[string]any{"job_id": slow.JobID}); v.State != "cancelled" {
+		t.Fatalf("cancel: state %s", v.State)
+	}
+	_, m := get(t, "http://"+mcpMetrics+"/metrics")
+	if !strings.Contains(m, `mcpjobs_tool_calls_total{outcome="job_failed",tool="run_big_query"} 1`) {
+		t.Errorf("MCP metrics do not count the failed job:\n%s", grepLines(m, "mcpjobs_tool_calls_total"))
+	}
+	want := `mcpjobs_platform_call_duration_seconds_count{operation="bigquery",outcome="cancelled"} 1`
+	waitFor := time.Now().Add(10 * time.Second)
+	for {
+		_, m = get(t, "http://"+workerMetrics+"/metrics")
+		if strings.Contains(m, want) {
+			break
+		}
+		if time.Now().After(waitFor) {
+			t.Fatalf("worker metrics lack %s:\n%s", want, grepLines(m, "mcpjobs_platform_call_duration_seconds_count"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(m, `outcome="transient"`) {
+		t.Errorf("a cancelled call counted as a platform error:\n%s", grepLines(m, "mcpjobs_platform_call_duration_seconds_count"))
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestLogDurationsInMillis: JSON logs carry durations as milliseconds.
+func TestLogDurationsInMillis(t *testing.T) {
+	var b bytes.Buffer
+	newLogger(&b, config.Config{LogFormat: "json"}).Info("x", slog.Duration("took", 1500*time.Microsecond))
+	if !strings.Contains(b.String(), `"took_ms":1.5`) {
+		t.Errorf("log line %s; want took_ms 1.5", b.String())
 	}
 }

@@ -87,25 +87,46 @@ func durationsInMillis(_ []string, a slog.Attr) slog.Attr {
 }
 
 // flagSet returns a FlagSet whose --help lists the flags and the
-// environment variables.
+// environment variables: on stdout when asked for, on stderr after a usage
+// error.
 func (a *app) flagSet(synopsis string, env ...string) *flag.FlagSet {
 	fs := flag.NewFlagSet("mcpjobs "+a.name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
+	errOut := &watchedWriter{w: a.stderr}
+	fs.SetOutput(errOut)
 	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "usage: mcpjobs %s %s\n\nflags:\n", a.name, synopsis)
+		// The flag package prints its error before the usage; with no
+		// error printed, this is a --help.
+		w := a.stdout
+		if errOut.written {
+			w = a.stderr
+		}
+		fmt.Fprintf(w, "usage: mcpjobs %s %s\n\nflags:\n", a.name, synopsis)
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(errOut)
 		if len(env) > 0 {
-			fmt.Fprintln(a.stderr, "\nenvironment (flags override):")
+			fmt.Fprintln(w, "\nenvironment (flags override):")
 			for _, v := range config.Vars {
 				for _, name := range env {
 					if v.Name == name {
-						fmt.Fprintf(a.stderr, "  %-22s %s\n", v.Name, v.Description)
+						fmt.Fprintf(w, "  %-22s %s\n", v.Name, v.Description)
 					}
 				}
 			}
 		}
 	}
 	return fs
+}
+
+// watchedWriter remembers whether anything was written through it.
+type watchedWriter struct {
+	w       io.Writer
+	written bool
+}
+
+func (w *watchedWriter) Write(p []byte) (int, error) {
+	w.written = true
+	return w.w.Write(p)
 }
 
 // parse parses flags; a flag error has been printed already.

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -18,7 +21,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("[flags]", devEnv...)
 	addr := fs.String("addr", "127.0.0.1:8080", "address of MCP (/mcp)")
 	simAddr := fs.String("sim-addr", "127.0.0.1:8081", "address of the simulator (unless INTRANET_BASE_URL is set)")
-	stateDir := fs.String("state-dir", ".mcpjobs", "folder for the local redis-server's append-only data")
+	stateDir := fs.String("state-dir", devStateDir, "folder for the local redis-server's append-only data")
 	webAddr := fs.String("web-addr", "127.0.0.1:8090", "address of the operator site: /monitoring (asynqmon), /metrics, /healthz, /readyz")
 	var wf workerFlags
 	wf.register(fs)
@@ -40,6 +43,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer rdb.Close()
+	defer recordDevRedis(*stateDir, lr.url, a.log)()
 
 	g, gctx := errgroup.WithContext(ctx)
 	webURL, err := startWeb(gctx, a, rdb, *webAddr, g)
@@ -89,13 +93,18 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	mux.Handle("/metrics", metricsHandler(reg))
 	g.Go(func() error { return serveHTTP(gctx, l, mux, a.log) })
 
-	printDevBanner(a, "http://"+l.Addr().String(), webURL, simURL, lr.desc, srv.HasTokens())
+	tokenFile, removeToken := "", func() {}
+	if srv.HasTokens() {
+		tokenFile, removeToken = recordTryToken(*stateDir, a.cfg.MCPAuthTokens, a.log)
+	}
+	defer removeToken()
+	printDevBanner(a, "http://"+l.Addr().String(), webURL, simURL, lr.desc, tokenFile)
 	err = g.Wait()
 	a.log.Info("dev stopped")
 	return err
 }
 
-func printDevBanner(a *app, base, webURL, simURL, redisDesc string, tokens bool) {
+func printDevBanner(a *app, base, webURL, simURL, redisDesc, tokenFile string) {
 	cfg := map[string]any{"mcpServers": map[string]any{"mcpjobs": map[string]any{"type": "http", "url": base + "/mcp"}}}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	fmt.Fprintf(a.stdout, `mcpjobs dev is running. Ctrl-C stops everything it started.
@@ -109,8 +118,35 @@ func printDevBanner(a *app, base, webURL, simURL, redisDesc string, tokens bool)
 MCP client configuration:
 %s
 `, base, base, webURL, simURL, simURL, redisDesc, b)
-	if tokens {
+	header := ""
+	if tokenFile != "" {
 		fmt.Fprintln(a.stdout, `(MCP_AUTH_TOKENS is set: add "headers": {"Authorization": "Bearer <token>"})`)
+		header = ` --header "Authorization: Bearer $(cat ` + tokenFile + `)"`
 	}
-	fmt.Fprintf(a.stdout, "\nTry it:\n  npx @modelcontextprotocol/inspector@1.0.3 --cli %s/mcp --transport http --method tools/call --tool-name coverage_aspect_analysis --tool-arg coverage_id=dem_30m --tool-arg 'bbox=[116.0,39.8,116.1,39.9]'\n", base)
+	fmt.Fprintf(a.stdout, "\nTry it:\n  npx @modelcontextprotocol/inspector@1.0.3 --cli %s/mcp --transport http%s --method tools/call --tool-name coverage_aspect_analysis --tool-arg coverage_id=dem_30m --tool-arg 'bbox=[116.0,39.8,116.1,39.9]'\n", base, header)
+}
+
+// recordTryToken writes the first of MCP_AUTH_TOKENS into the state folder
+// (only the owner can read it), so that the printed try-it command works
+// without the token being printed; it returns the file ("" without tokens)
+// and a func that removes it.
+func recordTryToken(stateDir, tokens string, log *slog.Logger) (string, func()) {
+	first, _, _ := strings.Cut(tokens, ",")
+	_, tok, ok := strings.Cut(first, ":")
+	if tok = strings.TrimSpace(tok); !ok || tok == "" {
+		return "", func() {}
+	}
+	path := filepath.Join(stateDir, "try-token")
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		log.Warn("cannot write the token of the try-it command", slog.Any("error", err))
+		return "", func() {}
+	}
+	if err := os.WriteFile(path, []byte(tok), 0o600); err != nil {
+		log.Warn("cannot write the token of the try-it command", slog.Any("error", err))
+		return "", func() {}
+	}
+	return path, func() { _ = os.Remove(path) }
 }

@@ -257,12 +257,15 @@ func TestStdioEndToEnd(t *testing.T) {
 func TestHelpListsFlagsAndEnvironment(t *testing.T) {
 	for _, cmd := range []string{"dev", "mcp", "worker", "sim", "web", "token", "bench"} {
 		t.Run(cmd, func(t *testing.T) {
-			var stderr bytes.Buffer
-			code := run(t.Context(), []string{cmd, "--help"}, nil, io.Discard, &stderr, envFunc(nil))
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), []string{cmd, "--help"}, nil, &stdout, &stderr, envFunc(nil))
 			if code != 0 {
 				t.Fatalf("exit %d", code)
 			}
-			out := stderr.String()
+			if stderr.Len() != 0 {
+				t.Errorf("--help wrote to stderr:\n%s", stderr.String())
+			}
+			out := stdout.String()
 			if !strings.Contains(out, "-addr") && cmd != "worker" && cmd != "token" && cmd != "bench" {
 				t.Errorf("--help lacks --addr:\n%s", out)
 			}
@@ -275,9 +278,12 @@ func TestHelpListsFlagsAndEnvironment(t *testing.T) {
 
 func TestBadUsage(t *testing.T) {
 	for _, args := range [][]string{{"nope"}, {"mcp", "--transport", "carrier-pigeon"}, {"worker", "--no-such-flag"}} {
-		var stderr bytes.Buffer
-		if code := run(t.Context(), args, nil, io.Discard, &stderr, envFunc(nil)); code != 2 {
+		var stdout, stderr bytes.Buffer
+		if code := run(t.Context(), args, nil, &stdout, &stderr, envFunc(nil)); code != 2 {
 			t.Errorf("%v: exit %d, want 2\n%s", args, code, stderr.String())
+		}
+		if stdout.Len() != 0 || stderr.Len() == 0 {
+			t.Errorf("%v: a usage error belongs on stderr; stdout %q, stderr %q", args, stdout.String(), stderr.String())
 		}
 	}
 }
@@ -387,9 +393,9 @@ func TestConfigurationDocIsComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name := range commands {
-		var stderr bytes.Buffer
-		run(t.Context(), []string{name, "--help"}, nil, io.Discard, &stderr, envFunc(nil))
-		for _, line := range strings.Split(stderr.String(), "\n") {
+		var stdout bytes.Buffer
+		run(t.Context(), []string{name, "--help"}, nil, &stdout, io.Discard, envFunc(nil))
+		for _, line := range strings.Split(stdout.String(), "\n") {
 			f := strings.Fields(line)
 			if len(f) > 0 && strings.HasPrefix(f[0], "-") && !strings.Contains(string(doc), line) {
 				t.Errorf("docs/configuration.md lacks %q of mcpjobs %s (regenerate it from --help)", f[0], name)

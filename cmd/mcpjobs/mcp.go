@@ -32,7 +32,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stderr, "--transport %q: use stdio or http\n", *transport)
 		return errUsage
 	}
-	rdb, err := openRedis(ctx, *redisURL)
+	rdb, err := openRedis(ctx, a.redisURL(*redisURL))
 	if err != nil {
 		return err
 	}
@@ -76,6 +76,7 @@ func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer) 
 	jc := jobs.NewClient(rdb, jobs.Options{Retention: a.retention, Logger: a.log.With(slog.String("component", "jobs"))})
 	srv, err := mcp.New(mcp.Options{
 		Jobs:      jc,
+		Version:   version(),
 		Coverages: a.cfg.Coverages,
 		Tokens:    tokens,
 		Metrics:   reg,

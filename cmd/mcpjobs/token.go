@@ -33,7 +33,7 @@ func runToken(ctx context.Context, a *app, args []string) error {
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, *redisURL)
+	rdb, err := openRedis(ctx, a.redisURL(*redisURL))
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func runWeb(ctx context.Context, a *app, args []string) error {
 	if err := checkWebExposure(a, *addr, *insecure); err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, *redisURL)
+	rdb, err := openRedis(ctx, a.redisURL(*redisURL))
 	if err != nil {
 		return err
 	}
@@ -94,6 +94,9 @@ func checkWebExposure(a *app, addr string, insecure bool) error {
 	}
 	if a.cfg.WebUsername != "" || isLoopback(addr) || insecure {
 		return nil
+	}
+	if a.name == "dev" {
+		return errors.New("refusing to serve the dashboard on " + addr + " without a login: set WEB_USERNAME and WEB_PASSWORD, or bind 127.0.0.1 (--web-addr)")
 	}
 	return errors.New("refusing to serve the dashboard on " + addr + " without a login: set WEB_USERNAME and WEB_PASSWORD, bind 127.0.0.1, or pass --insecure-no-auth")
 }

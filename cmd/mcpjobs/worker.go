@@ -55,7 +55,7 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, *redisURL)
+	rdb, err := openRedis(ctx, a.redisURL(*redisURL))
 	if err != nil {
 		return err
 	}

@@ -212,3 +212,51 @@ func TestLogDurationsInMillis(t *testing.T) {
 		t.Errorf("log line %s; want took_ms 1.5", b.String())
 	}
 }
+
+// TestVersion: --version prints the version on stdout; MCP reports the same
+// in serverInfo.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"--version", "version", "-version"} {
+		var stdout bytes.Buffer
+		if code := run(t.Context(), []string{arg}, nil, &stdout, io.Discard, envFunc(nil)); code != 0 {
+			t.Fatalf("%s: exit %d", arg, code)
+		}
+		if want := "mcpjobs " + version() + " (go"; !strings.HasPrefix(stdout.String(), want) {
+			t.Errorf("%s printed %q, want %q…", arg, stdout.String(), want)
+		}
+	}
+	if version() == "" || version() == "dev" {
+		t.Errorf("version() = %q", version())
+	}
+	var stdout bytes.Buffer
+	if code := run(t.Context(), []string{"--help"}, nil, &stdout, io.Discard, envFunc(nil)); code != 0 || !strings.Contains(stdout.String(), "commands:") {
+		t.Errorf("mcpjobs --help: exit %d, stdout %q", code, stdout.String())
+	}
+}
+
+// TestSubcommandsFindDevRedis: beside a running dev, `mcpjobs token status`
+// works without REDIS_URL, and says which Redis it used.
+func TestSubcommandsFindDevRedis(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	addr, simAddr := freeAddr(t), freeAddr(t)
+	stdout := &syncBuffer{}
+	env := map[string]string{"LOG_LEVEL": "info", "MCP_AUTH_TOKENS": "alice:try-secret"}
+	stderr := startCommand(t, env, nil, stdout, "dev", "--addr", addr, "--sim-addr", simAddr, "--web-addr", freeAddr(t))
+	waitHTTP(t, "http://"+addr+"/mcp")
+	if _, err := os.Stat(filepath.Join(devStateDir, devRedisFile)); err != nil {
+		t.Fatalf("dev did not record its Redis: %v\n%s", err, stderr.String())
+	}
+	var out, errOut syncBuffer
+	if code := run(t.Context(), []string{"token", "status"}, nil, &out, &errOut, envFunc(map[string]string{"LOG_LEVEL": "info", "LOG_FORMAT": "text"})); code != 0 {
+		t.Fatalf("token status beside dev: exit %d\n%s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "using the Redis of the mcpjobs dev running here") {
+		t.Errorf("token status did not say which Redis it used:\n%s", errOut.String())
+	}
+	// The printed try-it command carries the token without printing it.
+	banner := stdout.String()
+	if strings.Contains(banner, "try-secret") || !strings.Contains(banner, `--header "Authorization: Bearer $(cat `) {
+		t.Errorf("dev's try-it command with tokens:\n%s", banner)
+	}
+}

@@ -1,6 +1,7 @@
 # mcpjobs: `make` (or `make help`) lists the targets.
 
 GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 IMAGE    ?= mcpjobs:dev
 FUZZTIME ?= 1m
 
@@ -12,7 +13,7 @@ help: ## List the targets
 
 .PHONY: build
 build: ## Build the binary into bin/mcpjobs
-	$(GO) build -o bin/mcpjobs ./cmd/mcpjobs
+	$(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o bin/mcpjobs ./cmd/mcpjobs
 
 .PHONY: dev
 dev: ## Run everything locally: Redis, simulator, worker, MCP at http://127.0.0.1:8080/mcp
@@ -61,7 +62,7 @@ tidy: ## go mod tidy
 
 .PHONY: docker
 docker: ## Build the container image (IMAGE, default mcpjobs:dev)
-	docker build -t $(IMAGE) .
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 .PHONY: clean
 clean: ## Remove bin/ (keeps .mcpjobs/, the Redis data of make dev)

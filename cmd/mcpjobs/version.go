@@ -5,10 +5,18 @@ import (
 	"runtime/debug"
 )
 
-// version is this build's version: the module version of a released build
-// (go install ...@v1.2.3), else the VCS revision it was built from (with
-// "-dirty" for uncommitted changes), else "devel".
+// buildVersion, when set at link time (make build: -ldflags "-X
+// main.buildVersion=$(git describe --always --dirty)"), is the version.
+var buildVersion string
+
+// version is this build's version: buildVersion when set, else the module
+// version of a released build (go install ...@v1.2.3), else the VCS
+// revision it was built from (with "-dirty" for uncommitted changes), else
+// "devel".
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "devel"

@@ -56,6 +56,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 1m)
 chaos: ## Run the reliability scenarios: real processes, real Redis, several minutes (docs/reliability.md)
 	MCPJOBS_CHAOS=1 $(GO) test -count=1 -v -run . -timeout 30m ./internal/chaos/
 
+.PHONY: conformance
+conformance: ## Run the MCP conformance suite's tasks scenarios against the fixtures, one replica and two behind a proxy (needs npm, redis-server; about 1 minute)
+	bash internal/conformance/run.sh
+
 .PHONY: tidy
 tidy: ## go mod tidy
 	$(GO) mod tidy

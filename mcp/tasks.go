@@ -455,7 +455,11 @@ func (l *taskLayer) tasks(w http.ResponseWriter, r *http.Request, req rpcRequest
 	}
 	switch {
 	case s == shapeNone && modern:
-		writeRPCError(w, http.StatusOK, req.ID, codeMissingCapability, fmt.Sprintf("%s needs the %s extension: declare it in the request's _meta clientCapabilities.extensions", req.Method, ExtensionTasks))
+		writeRPC(w, http.StatusBadRequest, map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{
+			"code":    codeMissingCapability,
+			"message": fmt.Sprintf("%s needs the %s extension: declare it in the request's _meta clientCapabilities.extensions", req.Method, ExtensionTasks),
+			"data":    map[string]any{"requiredCapabilities": map[string]any{"extensions": map[string]any{ExtensionTasks: map[string]any{}}}},
+		}})
 		return
 	case s == shapeNone:
 		writeRPCError(w, http.StatusOK, req.ID, codeMethodNotFound, fmt.Sprintf("%s: this session did not negotiate tasks; declare capabilities.tasks (or the %s extension) at initialize", req.Method, ExtensionTasks))

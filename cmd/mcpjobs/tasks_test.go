@@ -120,7 +120,12 @@ func rawCall(t *testing.T, c *mcpclient.Client, method string, params any) (json
 // createTask calls a tool as a 2025-11-25 task and answers the task.
 func createTask(t *testing.T, c *mcpclient.Client, name string, args map[string]any) mcpgo.Task {
 	t.Helper()
-	raw, rpcErr := rawCall(t, c, "tools/call", map[string]any{"name": name, "arguments": args, "task": map[string]any{"ttl": 600000}})
+	return createTaskTTL(t, c, name, args, 600000)
+}
+
+func createTaskTTL(t *testing.T, c *mcpclient.Client, name string, args map[string]any, ttlMS int64) mcpgo.Task {
+	t.Helper()
+	raw, rpcErr := rawCall(t, c, "tools/call", map[string]any{"name": name, "arguments": args, "task": map[string]any{"ttl": ttlMS}})
 	if rpcErr != nil {
 		t.Fatalf("tools/call %s as a task: %+v", name, rpcErr)
 	}
@@ -272,6 +277,18 @@ func TestTaskNegotiation(t *testing.T) {
 	}
 	if _, rpcErr := rawCall(t, legacy, "tools/call", map[string]any{"name": "list_jobs", "arguments": map[string]any{}, "task": map[string]any{}}); rpcErr == nil || rpcErr.Code != -32601 {
 		t.Errorf("list_jobs as a task: %+v", rpcErr)
+	}
+	// The TTL is honoured: the task goes after it, the job stays a job.
+	short := createTaskTTL(t, legacy, "execute_code_to_dag", map[string]any{"code": "Image('dem_30m')", "language": "python"}, 300)
+	if short.TTL == nil || *short.TTL != 300 {
+		t.Errorf("ttl: %+v", short.TTL)
+	}
+	waitUntil(t, 10*time.Second, func() bool {
+		_, err := legacy.GetTask(t.Context(), mcpgo.GetTaskRequest{Params: mcpgo.GetTaskParams{TaskId: short.TaskId}})
+		return err != nil && strings.Contains(err.Error(), "task not found")
+	})
+	if v := callView(t, legacy, "get_job", map[string]any{"job_id": short.TaskId}); v.JobID != short.TaskId {
+		t.Errorf("job of an expired task: %+v", v)
 	}
 
 	// The extension declared at initialize: the extension, not the legacy capability.

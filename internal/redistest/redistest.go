@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ var nextDB atomic.Int32
 func Start(t testing.TB) *Server {
 	t.Helper()
 	if path, err := exec.LookPath("redis-server"); err == nil {
-		return startProcess(t, path)
+		return startProcess(t, path, false)
 	}
 	if base := os.Getenv("MCPJOBS_TEST_REDIS_URL"); base != "" {
 		return useShared(t, base)
@@ -97,24 +98,104 @@ func (s *Server) Restart(t testing.TB) {
 	waitReady(t, s.Addr)
 }
 
-func startProcess(t testing.TB, path string) *Server {
+// Kill ends the server with SIGKILL, as a crash would: writes not yet
+// in its append-only file are lost. Restart brings it back.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	if s.cmd == nil {
+		t.Skip("redistest: Kill needs a redis-server process")
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// PID is the redis-server process's ID, or 0 when it is not running.
+func (s *Server) PID() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Dir is the server's working folder (its data and redis.log).
+func (s *Server) Dir() string { return s.dir }
+
+// StartReplica starts a redis-server that replicates primary (replicaof)
+// and waits until its link to the primary is up. It needs redis-server on
+// PATH (the test is skipped otherwise).
+func StartReplica(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil || primary.cmd == nil {
+		t.Skip("redistest: a replica needs redis-server on PATH")
+	}
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	s := startProcess(t, path, false, "--replicaof", host, port)
+	c := s.Client(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := c.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, "master_link_status:up") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: replica %s did not link to %s within 10s:\n%s", s.Addr, primary.Addr, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TLSFiles are the PEM files of a TLS-only redis-server.
+type TLSFiles struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// StartTLS starts a redis-server that speaks only TLS (--port 0
+// --tls-port P) with the given certificate and key, not asking clients
+// for one (--tls-auth-clients no); its URL is rediss://127.0.0.1:P. It
+// needs redis-server built with TLS on PATH (the test is skipped
+// otherwise).
+func StartTLS(t testing.TB, f TLSFiles) *Server {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redistest: TLS needs redis-server on PATH")
+	}
+	return startProcess(t, path, true, "--tls-cert-file", f.CertFile, "--tls-key-file", f.KeyFile,
+		"--tls-ca-cert-file", f.CAFile, "--tls-auth-clients", "no")
+}
+
+// startProcess starts redis-server with extra arguments; with useTLS it
+// listens on a TLS port only.
+func startProcess(t testing.TB, path string, useTLS bool, extra ...string) *Server {
 	dir := t.TempDir()
 	for attempt := 0; ; attempt++ {
 		port := freePort(t)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := []string{path,
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		portArgs := []string{"--port", strconv.Itoa(port)}
+		if useTLS {
+			portArgs = []string{"--port", "0", "--tls-port", strconv.Itoa(port)}
+		}
+		args := append(append([]string{path}, portArgs...),
+			"--bind", "127.0.0.1",
 			"--dir", dir, "--appendonly", "yes", "--save", "",
 			"--protected-mode", "no", "--loglevel", "warning",
 			"--logfile", filepath.Join(dir, "redis.log"),
-		}
+		)
+		args = append(args, extra...)
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir = dir
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("redistest: start redis-server: %v", err)
 		}
 		s := &Server{URL: "redis://" + addr, Addr: addr, cmd: cmd, dir: dir, args: args}
-		if ready(addr, 5*time.Second) {
+		isReady := func() bool { return ready(addr, 5*time.Second) }
+		if useTLS {
+			s.URL = "rediss://" + addr
+			isReady = func() bool { return listening(addr, 5*time.Second) }
+		}
+		if isReady() {
 			t.Cleanup(func() {
 				if s.cmd != nil {
 					_ = s.cmd.Process.Kill()
@@ -164,6 +245,21 @@ func waitReady(t testing.TB, addr string) {
 	if !ready(addr, 10*time.Second) {
 		t.Fatalf("redistest: redis-server did not answer on %s", addr)
 	}
+}
+
+// listening reports whether something accepts TCP connections on addr
+// within the time given.
+func listening(addr string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = conn.Close()
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }
 
 func ready(addr string, within time.Duration) bool {

@@ -26,6 +26,14 @@ type Options struct {
 	RedisTimeout time.Duration
 	// Logger receives the client's logs. Default: discard.
 	Logger *slog.Logger
+	// WaitReplicas is how many Redis replicas must acknowledge a new job
+	// (Redis WAIT) before Enqueue answers its ID; when fewer do within
+	// WaitTimeout, Enqueue answers an *UncertainError that names the job,
+	// which is queued on the primary but may not survive a failover.
+	// Default: 0 (no wait).
+	WaitReplicas int
+	// WaitTimeout bounds the wait for WaitReplicas. Default: 1s.
+	WaitTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -40,6 +48,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = time.Second
 	}
 	return o
 }
@@ -177,16 +188,103 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 			return nil, false, &UncertainError{JobID: id, Err: err}
 		}
 	}
+	if err := c.waitReplicas(ctx, id); err != nil {
+		return nil, false, err
+	}
 	c.opts.Logger.DebugContext(ctx, "job enqueued", slog.String("job_id", id), slog.String("type", spec.Type), slog.String("owner", owner))
 	return &View{JobID: id, Type: spec.Type, State: StatePending, CreatedAt: &now, Owner: owner}, true, nil
 }
+
+// replicationProbeKey is a counter that waitReplicas increments so that
+// its connection has a write to wait for: Redis WAIT waits for the writes
+// of its own connection, and the enqueue ran on another one of the pool.
+// Replication is one ordered stream, so a write made after the enqueue
+// answered reaches a replica after it.
+const replicationProbeKey = "mcpjobs:replication-probe"
+
+// waitReplicas waits, when Options.WaitReplicas asks for it, until that
+// many replicas have the job id; fewer answer an *UncertainError.
+func (c *Client) waitReplicas(ctx context.Context, id string) error {
+	if c.opts.WaitReplicas <= 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.WaitTimeout+c.opts.RedisTimeout)
+	defer cancel()
+	pipe := c.rdb.Pipeline()
+	pipe.Incr(wctx, replicationProbeKey)
+	acked := pipe.Do(wctx, "WAIT", c.opts.WaitReplicas, c.opts.WaitTimeout.Milliseconds())
+	if _, err := pipe.Exec(wctx); err != nil {
+		return &UncertainError{JobID: id, Err: fmt.Errorf("waiting for %d Redis replicas: %w", c.opts.WaitReplicas, err)}
+	}
+	if n, _ := acked.Int64(); n < int64(c.opts.WaitReplicas) {
+		c.opts.Logger.WarnContext(ctx, "job not acknowledged by enough Redis replicas", slog.String("job_id", id),
+			slog.Int64("acknowledged", n), slog.Int("wanted", c.opts.WaitReplicas))
+		return &UncertainError{JobID: id, Err: fmt.Errorf("%w: %d of %d Redis replicas acknowledged it within %v",
+			ErrNotReplicated, n, c.opts.WaitReplicas, c.opts.WaitTimeout)}
+	}
+	return nil
+}
+
+// asynqQueuesKey is the set of queue names asynq's Inspector knows
+// (asynq's internal base.AllQueues).
+const asynqQueuesKey = "asynq:queues"
+
+// registerQueues adds every queue of the package to asynq's queue set.
+// asynq writes the set once per process and queue, at the first enqueue,
+// so after Redis lost its data (FLUSHALL, a failover to an empty replica,
+// a restart without persistence) the Inspector would answer "queue not
+// found" for every new job until the processes restart.
+func (c *Client) registerQueues(ctx context.Context) error {
+	names := make([]any, 0, len(Queues))
+	for q := range Queues {
+		names = append(names, q)
+	}
+	return c.rdb.SAdd(ctx, asynqQueuesKey, names...).Err()
+}
+
+// taskInfo reads a task through the Inspector. When asynq answers that the
+// queue does not exist, the queue set is re-registered (Redis lost its
+// data) and the read repeated once. A task record without its message (a
+// worker wrote a result or state into a task that Redis lost) answers
+// asynq.ErrTaskNotFound, and the fragment is dropped.
+func (c *Client) taskInfo(ctx context.Context, queue, id string) (*asynq.TaskInfo, error) {
+	info, err := c.inspector.GetTaskInfo(queue, id)
+	if errors.Is(err, asynq.ErrQueueNotFound) {
+		if rerr := c.registerQueues(ctx); rerr != nil {
+			return nil, rerr
+		}
+		c.opts.Logger.InfoContext(ctx, "asynq's queue set was missing (Redis lost its data?): registered the queues again", slog.String("queue", queue))
+		info, err = c.inspector.GetTaskInfo(queue, id)
+	}
+	if err != nil && !isNotFound(err) {
+		dropped, derr := dropFragment.Run(ctx, c.rdb, []string{taskKey(queue, id)}).Int()
+		if derr == nil && dropped == 1 {
+			c.opts.Logger.InfoContext(ctx, "dropped the remains of a job lost with Redis's data", slog.String("job_id", id))
+			return nil, asynq.ErrTaskNotFound
+		}
+	}
+	return info, err
+}
+
+// taskKey is the hash asynq keeps a task in (asynq's base.TaskKey).
+func taskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
+
+// dropFragment deletes a task hash that has no message: what is left when
+// a worker writes into a task after Redis lost it. asynq writes a task's
+// message in the same script that creates it, so a live task always has
+// one.
+var dropFragment = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 and redis.call("HEXISTS", KEYS[1], "msg") == 0 then
+	return redis.call("DEL", KEYS[1])
+end
+return 0`)
 
 // lookup asks whether a task exists, within ctx (the Inspector takes no
 // context: a stalled Redis answers ctx's error).
 func (c *Client) lookup(ctx context.Context, queue, id string) error {
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.inspector.GetTaskInfo(queue, id)
+		_, err := c.taskInfo(ctx, queue, id)
 		done <- err
 	}()
 	select {
@@ -204,7 +302,7 @@ func (c *Client) Get(ctx context.Context, owner, id string) (*View, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
-	info, err := c.inspector.GetTaskInfo(spec.Queue, id)
+	info, err := c.taskInfo(ctx, spec.Queue, id)
 	if isNotFound(err) {
 		return nil, ErrNotFound
 	}

@@ -27,6 +27,11 @@ func (c *Client) index(ctx context.Context, owner, id string, at time.Time) erro
 	key := ownerKey(owner)
 	pipe := c.rdb.Pipeline()
 	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(at.UnixMilli()), Member: id})
+	// Re-assert the job's queue in asynq's queue set on every enqueue:
+	// asynq writes it only once per process (see registerQueues).
+	if spec, ok := specForID(id); ok {
+		pipe.SAdd(ctx, asynqQueuesKey, spec.Queue)
+	}
 	horizon := at.Add(-c.opts.Retention - batchTTL).UnixMilli()
 	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(horizon, 10))
 	_, err := pipe.Exec(ctx)

@@ -327,7 +327,7 @@ func (s *Server) handleCancelJob(ctx context.Context, req mcpgo.CallToolRequest)
 // jobError says "job not found" alike for unknown jobs and other owners' jobs.
 func jobError(id string, err error) error {
 	if errors.Is(err, jobs.ErrNotFound) {
-		return fmt.Errorf("job not found: %q (no job of yours has this ID; it may have expired)", truncateID(id))
+		return fmt.Errorf("job not found: %q (no job of yours has this ID: it expired, or it was lost with the queue's data after a Redis failover or a restart without persistence; submit it again)", truncateID(id))
 	}
 	return err
 }

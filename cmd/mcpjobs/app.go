@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -147,12 +149,37 @@ func parse(fs *flag.FlagSet, args []string) error {
 // defaultRedisURL is used when REDIS_URL is unset (outside dev).
 const defaultRedisURL = "redis://127.0.0.1:6379"
 
-// openRedis connects to a Redis URL as asynq parses it and checks that it
-// answers.
-func openRedis(ctx context.Context, url string) (redis.UniversalClient, error) {
+// openRedis connects to a Redis URL as asynq parses it (redis://,
+// rediss://, redis-sentinel://HOST:PORT,HOST:PORT?master=NAME) and checks
+// that it answers. caFile (REDIS_CA_FILE), when set, is a PEM file of the
+// certificate authorities a rediss:// server's certificate must chain to.
+func openRedis(ctx context.Context, url, caFile string) (redis.UniversalClient, error) {
 	opt, err := asynq.ParseRedisURI(url)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	switch o := opt.(type) {
+	case asynq.RedisClientOpt:
+		if caFile != "" {
+			if o.TLSConfig == nil {
+				return nil, fmt.Errorf("REDIS_CA_FILE is set but REDIS_URL %s is not TLS: use rediss://, or unset REDIS_CA_FILE", redactURL(url))
+			}
+			if o.TLSConfig.RootCAs, err = loadCAs(caFile); err != nil {
+				return nil, err
+			}
+		}
+		opt = o
+	case asynq.RedisFailoverClientOpt:
+		if o.MasterName == "" {
+			return nil, fmt.Errorf("REDIS_URL %s: name the monitored primary: redis-sentinel://HOST:PORT[,HOST:PORT]?master=NAME", redactURL(url))
+		}
+		if caFile != "" {
+			return nil, fmt.Errorf("REDIS_CA_FILE applies to rediss:// URLs only, not to %s: unset it", redactURL(url))
+		}
+	default:
+		if caFile != "" {
+			return nil, fmt.Errorf("REDIS_CA_FILE applies to rediss:// URLs only, not to %s: unset it", redactURL(url))
+		}
 	}
 	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
@@ -162,9 +189,27 @@ func openRedis(ctx context.Context, url string) (redis.UniversalClient, error) {
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		_ = rdb.Close()
+		var unknownCA x509.UnknownAuthorityError
+		var verify *tls.CertificateVerificationError
+		if errors.As(err, &unknownCA) || errors.As(err, &verify) {
+			return nil, fmt.Errorf("redis at %s: its TLS certificate is not trusted: %w (set REDIS_CA_FILE to the PEM file of the CA that signed it)", redactURL(url), err)
+		}
 		return nil, fmt.Errorf("redis does not answer at %s: %w (start one, or set REDIS_URL)", redactURL(url), err)
 	}
 	return rdb, nil
+}
+
+// loadCAs reads a PEM file of certificate authorities (REDIS_CA_FILE).
+func loadCAs(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_CA_FILE: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("REDIS_CA_FILE %s holds no PEM certificate: give the CA's certificate (-----BEGIN CERTIFICATE-----)", file)
+	}
+	return pool, nil
 }
 
 // redactURL hides a password in a URL for messages.

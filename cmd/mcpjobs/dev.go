@@ -15,7 +15,7 @@ import (
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
-var devEnv = []string{"WEB_USERNAME", "WEB_PASSWORD", "REDIS_URL", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "INTRANET_COVERAGES", "MCP_AUTH_TOKENS", "LOG_LEVEL", "LOG_FORMAT"}
+var devEnv = []string{"WEB_USERNAME", "WEB_PASSWORD", "REDIS_URL", "REDIS_CA_FILE", "REDIS_WAIT_REPLICAS", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "INTRANET_COVERAGES", "MCP_AUTH_TOKENS", "LOG_LEVEL", "LOG_FORMAT"}
 
 func runDev(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("[flags]", devEnv...)
@@ -25,6 +25,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	webAddr := fs.String("web-addr", "127.0.0.1:8090", "address of the operator site: /monitoring (asynqmon), /metrics, /healthz, /readyz")
 	var wf workerFlags
 	wf.register(fs)
+	fs.IntVar(&a.cfg.RedisWaitReplicas, "redis-wait-replicas", a.cfg.RedisWaitReplicas, "Redis replicas that must acknowledge a job before its job_id is handed out (REDIS_WAIT_REPLICAS; see docs/reliability.md)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -38,7 +39,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer lr.stop()
-	rdb, err := openRedis(ctx, lr.url)
+	rdb, err := openRedis(ctx, lr.url, a.cfg.RedisCAFile)
 	if err != nil {
 		return err
 	}

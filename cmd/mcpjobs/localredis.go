@@ -76,7 +76,7 @@ func startRedisServer(ctx context.Context, a *app, path, stateDir string) (*loca
 	url := "redis://127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rdb, err := openRedis(ctx, url)
+		rdb, err := openRedis(ctx, url, "")
 		if err == nil {
 			_ = rdb.Close()
 			break

@@ -15,7 +15,7 @@ import (
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
-var mcpEnv = []string{"REDIS_URL", "MCP_AUTH_TOKENS", "INTRANET_COVERAGES", "LOG_LEVEL", "LOG_FORMAT"}
+var mcpEnv = []string{"REDIS_URL", "REDIS_CA_FILE", "REDIS_WAIT_REPLICAS", "MCP_AUTH_TOKENS", "INTRANET_COVERAGES", "LOG_LEVEL", "LOG_FORMAT"}
 
 func runMCP(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("[flags]", mcpEnv...)
@@ -24,6 +24,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 	insecure := fs.Bool("insecure-no-auth", false, "allow HTTP on a non-loopback address without MCP_AUTH_TOKENS")
 	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
 	fs.DurationVar(&a.retention, "retention", 24*time.Hour, "how long finished jobs stay readable")
+	fs.IntVar(&a.cfg.RedisWaitReplicas, "redis-wait-replicas", a.cfg.RedisWaitReplicas, "Redis replicas that must acknowledge a job before its job_id is handed out (REDIS_WAIT_REPLICAS; see docs/reliability.md)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9091 (default: off)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -32,7 +33,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stderr, "--transport %q: use stdio or http\n", *transport)
 		return errUsage
 	}
-	rdb, err := openRedis(ctx, a.redisURL(*redisURL))
+	rdb, err := openRedis(ctx, a.redisURL(*redisURL), a.cfg.RedisCAFile)
 	if err != nil {
 		return err
 	}
@@ -73,7 +74,11 @@ func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, nil, err
 	}
-	jc := jobs.NewClient(rdb, jobs.Options{Retention: a.retention, Logger: a.log.With(slog.String("component", "jobs"))})
+	jc := jobs.NewClient(rdb, jobs.Options{
+		Retention:    a.retention,
+		WaitReplicas: a.cfg.RedisWaitReplicas,
+		Logger:       a.log.With(slog.String("component", "jobs")),
+	})
 	srv, err := mcp.New(mcp.Options{
 		Jobs:      jc,
 		Version:   version(),

@@ -12,7 +12,7 @@ import (
 	"github.com/mcpjobs/mcpjobs/worker/token"
 )
 
-var tokenEnv = []string{"REDIS_URL", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX"}
+var tokenEnv = []string{"REDIS_URL", "REDIS_CA_FILE", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX"}
 
 // runToken is the operator view of the shared token: status, or a forced
 // refresh through the same lock the workers use.
@@ -33,7 +33,7 @@ func runToken(ctx context.Context, a *app, args []string) error {
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, a.redisURL(*redisURL))
+	rdb, err := openRedis(ctx, a.redisURL(*redisURL), a.cfg.RedisCAFile)
 	if err != nil {
 		return err
 	}

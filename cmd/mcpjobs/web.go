@@ -13,7 +13,7 @@ import (
 	"github.com/mcpjobs/mcpjobs/web"
 )
 
-var webEnv = []string{"REDIS_URL", "WEB_USERNAME", "WEB_PASSWORD", "LOG_LEVEL", "LOG_FORMAT"}
+var webEnv = []string{"REDIS_URL", "REDIS_CA_FILE", "WEB_USERNAME", "WEB_PASSWORD", "LOG_LEVEL", "LOG_FORMAT"}
 
 func runWeb(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("[flags]", webEnv...)
@@ -29,7 +29,7 @@ func runWeb(ctx context.Context, a *app, args []string) error {
 	if err := checkWebExposure(a, *addr, *insecure); err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, a.redisURL(*redisURL))
+	rdb, err := openRedis(ctx, a.redisURL(*redisURL), a.cfg.RedisCAFile)
 	if err != nil {
 		return err
 	}

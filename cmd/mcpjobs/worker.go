@@ -43,7 +43,7 @@ func registerIntranetFlags(fs *flag.FlagSet, c *config.Intranet) {
 	fs.StringVar(&c.TokenPrefix, "intranet-token-prefix", c.TokenPrefix, "text before the token in Authorization (INTRANET_TOKEN_PREFIX)")
 }
 
-var workerEnv = []string{"REDIS_URL", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "LOG_LEVEL", "LOG_FORMAT"}
+var workerEnv = []string{"REDIS_URL", "REDIS_CA_FILE", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "LOG_LEVEL", "LOG_FORMAT"}
 
 func runWorker(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("[flags]", workerEnv...)
@@ -55,7 +55,7 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, a.redisURL(*redisURL))
+	rdb, err := openRedis(ctx, a.redisURL(*redisURL), a.cfg.RedisCAFile)
 	if err != nil {
 		return err
 	}

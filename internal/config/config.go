@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -14,6 +15,14 @@ type Config struct {
 	// RedisURL is REDIS_URL: redis://, rediss:// or redis-sentinel:// as
 	// asynq parses them. Default: redis://127.0.0.1:6379 (dev: its own).
 	RedisURL string
+	// RedisCAFile is REDIS_CA_FILE: a PEM file of the certificate
+	// authorities that a rediss:// server's certificate must chain to,
+	// for a private CA. Default: "" (the system's roots).
+	RedisCAFile string
+	// RedisWaitReplicas is REDIS_WAIT_REPLICAS: how many Redis replicas
+	// must acknowledge a new job (Redis WAIT) before its job_id is handed
+	// out. Default: 0 (no wait).
+	RedisWaitReplicas int
 	// Intranet is how workers reach the platform.
 	Intranet Intranet
 	// MCPAuthTokens is MCP_AUTH_TOKENS (or the content of
@@ -60,6 +69,8 @@ type Var struct {
 // Vars lists the environment variables, for --help.
 var Vars = []Var{
 	{"REDIS_URL", "Redis URL (redis://, rediss://, redis-sentinel://)"},
+	{"REDIS_CA_FILE", "PEM file of the CA(s) a rediss:// server's certificate must chain to (default: system roots)"},
+	{"REDIS_WAIT_REPLICAS", "Redis replicas that must acknowledge a job before its job_id is handed out (default 0)"},
 	{"INTRANET_BASE_URL", "platform base URL, e.g. http://127.0.0.1:8081"},
 	{"INTRANET_AUTH_URL", "platform auth URL (default: base URL + /auth/token)"},
 	{"INTRANET_USERNAME", "platform service account"},
@@ -76,7 +87,8 @@ var Vars = []Var{
 // FromEnv reads the configuration through getenv (os.Getenv in main).
 func FromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		RedisURL: getenv("REDIS_URL"),
+		RedisURL:    getenv("REDIS_URL"),
+		RedisCAFile: getenv("REDIS_CA_FILE"),
 		Intranet: Intranet{
 			BaseURL:     strings.TrimRight(getenv("INTRANET_BASE_URL"), "/"),
 			AuthURL:     getenv("INTRANET_AUTH_URL"),
@@ -90,6 +102,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		LogFormat:     strings.ToLower(getenv("LOG_FORMAT")),
 	}
 	var err error
+	if v := getenv("REDIS_WAIT_REPLICAS"); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("config: REDIS_WAIT_REPLICAS %q: use a whole number of replicas, 0 or more", v)
+		}
+		c.RedisWaitReplicas = n
+	}
 	if c.Intranet.Password == "" {
 		// Not read here: the client reads it at each auth call, and checks
 		// at start that it can.

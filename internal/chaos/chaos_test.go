@@ -31,6 +31,9 @@ type scenario struct {
 	// verify checks what the scenario promises beyond every job ending
 	// once.
 	verify func(t *testing.T, c *cluster, d *driver, r *result)
+	// mayLose, when set, says which jobs get_job may report lost (gone
+	// with Redis's data); by default none.
+	mayLose func(o outcome) bool
 }
 
 // runScenario starts a cluster, runs the workload with the scenario's
@@ -41,6 +44,7 @@ func runScenario(t *testing.T, s scenario) {
 	}
 	c := startCluster(t, s.cluster)
 	d := newDriver(t, c, s.name, 4)
+	d.mayLose = s.mayLose
 	w := defaultWorkload
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	start := time.Now()

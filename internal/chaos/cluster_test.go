@@ -225,6 +225,12 @@ type clusterConfig struct {
 	// workerArgs are extra `mcpjobs worker` flags; they override the
 	// defaults (a flag given twice takes its last value).
 	workerArgs []string
+	// mcpEnv is extra environment of `mcpjobs mcp`.
+	mcpEnv []string
+	// sentinel runs Redis as a primary, a replica and one Sentinel
+	// watching them; the processes connect through the Sentinel
+	// (redis-sentinel://…?master=mcpjobs).
+	sentinel bool
 }
 
 // cluster is the whole system as processes: redis-server, `mcpjobs sim`,
@@ -232,15 +238,20 @@ type clusterConfig struct {
 type cluster struct {
 	cfg     clusterConfig
 	dir     string
-	redis   *redistest.Server
-	rdb     *redis.Client
-	insp    *asynq.Inspector
-	sim     *proc
-	simURL  string
-	workers []*proc
-	mcp     *proc
-	mcpURL  string
-	started int // workers started, for names
+	redis   *redistest.Server // the (first) primary
+	replica *redistest.Server // with sentinel: the replica
+	// redisURL is the REDIS_URL of the processes.
+	redisURL string
+	// sentinelAddr is the Sentinel's host:port, with sentinel.
+	sentinelAddr string
+	rdb          *redis.Client // the primary, through the Sentinel if any
+	insp         *asynq.Inspector
+	sim          *proc
+	simURL       string
+	workers      []*proc
+	mcp          *proc
+	mcpURL       string
+	started      int // workers started, for names
 }
 
 // startCluster starts every process and waits until each listens.
@@ -261,7 +272,12 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 		}
 	}
 	c.redis = redistest.Start(t)
-	c.rdb = c.redis.Client(t)
+	c.redisURL = c.redis.URL
+	if cfg.sentinel {
+		c.startSentinel(t)
+	} else {
+		c.rdb = c.redis.Client(t)
+	}
 	c.insp = asynq.NewInspectorFromRedisClient(c.rdb)
 
 	c.sim = startProc(t, c.dir, "sim", nil, append([]string{"sim", "--addr", "127.0.0.1:0",
@@ -270,7 +286,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 	for range cfg.workers {
 		c.startWorker(t)
 	}
-	c.mcp = startProc(t, c.dir, "mcp", []string{"REDIS_URL=" + c.redis.URL, "MCP_AUTH_TOKENS=" + mcpIdentity + ":" + mcpToken},
+	c.mcp = startProc(t, c.dir, "mcp", append([]string{"REDIS_URL=" + c.redisURL, "MCP_AUTH_TOKENS=" + mcpIdentity + ":" + mcpToken}, cfg.mcpEnv...),
 		"mcp", "--transport", "http", "--addr", "127.0.0.1:0")
 	c.mcpURL = c.mcp.waitURL(t)
 	t.Cleanup(func() {
@@ -287,7 +303,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 func (c *cluster) startWorker(t *testing.T) *proc {
 	t.Helper()
 	c.started++
-	env := []string{"REDIS_URL=" + c.redis.URL, "INTRANET_BASE_URL=" + c.simURL,
+	env := []string{"REDIS_URL=" + c.redisURL, "INTRANET_BASE_URL=" + c.simURL,
 		"INTRANET_USERNAME=" + simulator.DefaultUsername, "INTRANET_PASSWORD=" + simulator.DefaultPassword}
 	args := append([]string{"worker", "--concurrency", "6", "--call-timeout", "10s", "--shutdown-timeout", "5s",
 		"--batch-poll-min", "300ms", "--batch-poll-max", "1s"}, c.cfg.workerArgs...)

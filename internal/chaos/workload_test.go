@@ -3,9 +3,11 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -73,6 +75,11 @@ type outcome struct {
 	pollState string // submits: the poll job's state
 	batch     string // submits: the platform task's final state
 	problem   string // what went wrong in the harness's view, if anything
+	// sent is when the job's enqueueing call was first sent.
+	sent time.Time
+	// lost says which of the job ("job") or its poll job ("poll") get_job
+	// reported lost (not found: gone with Redis's data); "" when none.
+	lost string
 }
 
 // jobView is the job view as the workload reads it.
@@ -104,10 +111,15 @@ type driver struct {
 	ended       atomic.Int64 // jobs (and their poll jobs) that reached a final state
 	unavailable atomic.Int64 // tool errors saying the queue (Redis) is unavailable
 	protocol    atomic.Int64 // transport or JSON-RPC errors
+	uncertain   atomic.Int64 // tool errors naming a job that may run (then followed with get_job)
 	someJob     atomic.Value // string: the ID of the latest job enqueued
 
 	mu         sync.Mutex
 	toolErrors []string // the text of every tool error a call answered
+
+	// mayLose, when set, says whether get_job may report a job lost (gone
+	// with Redis's data); by default no job may be lost.
+	mayLose func(o outcome) bool
 }
 
 // toolError records the text of a tool error answered to any call.
@@ -162,7 +174,7 @@ func (d *driver) run(ctx context.Context, w workload) []outcome {
 // job submits one job, waits for it to end and, for a batch submit, for
 // its poll job to end too.
 func (d *driver) job(ctx context.Context, i int, kind string) outcome {
-	o := outcome{i: i, kind: kind}
+	o := outcome{i: i, kind: kind, sent: time.Now()}
 	c := d.clients[i%len(d.clients)]
 	tool, args := jobArgs(d.scenario, i, kind)
 	v, err := d.view(ctx, c, tool, args)
@@ -173,7 +185,11 @@ func (d *driver) job(ctx context.Context, i int, kind string) outcome {
 	d.enqueued.Add(1)
 	d.someJob.Store(v.JobID)
 	o.jobID = v.JobID
-	if v, err = d.await(ctx, c, v); err != nil {
+	if v, err = d.await(ctx, c, v); errors.Is(err, errLost) {
+		o.lost = "job"
+		d.ended.Add(1)
+		return o
+	} else if err != nil {
 		o.problem = "wait: " + err.Error()
 		return o
 	}
@@ -192,6 +208,11 @@ func (d *driver) job(ctx context.Context, i int, kind string) outcome {
 		}
 		o.taskID, o.pollJob = sub.TaskID, sub.PollJobID
 		pv, err := d.await(ctx, c, &jobView{JobID: sub.PollJobID})
+		if errors.Is(err, errLost) {
+			o.lost = "poll"
+			d.ended.Add(1)
+			return o
+		}
 		if err != nil {
 			o.problem = "wait for poll: " + err.Error()
 			return o
@@ -257,6 +278,15 @@ func (d *driver) view(ctx context.Context, c *mcpclient.Client, tool string, arg
 		case err != nil:
 			d.protocol.Add(1)
 			d.t.Logf("%s: protocol error: %v", tool, err)
+		case isErr && strings.HasPrefix(text, "job not found"):
+			return nil, fmt.Errorf("%w: %s", errLost, text)
+		case isErr && uncertainJob.MatchString(text):
+			// The job is queued, or may be: follow it, as its error says.
+			if d.uncertain.Add(1) <= 3 {
+				d.t.Logf("%s answered a job that may run: %s", tool, text)
+			}
+			d.toolError(text)
+			return &jobView{JobID: uncertainJob.FindStringSubmatch(text)[1], State: "pending"}, nil
 		case isErr && unavailable(text):
 			d.unavailable.Add(1)
 			d.toolError(text)
@@ -275,6 +305,15 @@ func (d *driver) view(ctx context.Context, c *mcpclient.Client, tool string, arg
 		}
 	}
 }
+
+// errLost is get_job's answer for a job it does not know (lost with
+// Redis's data, in the scenarios that lose data).
+var errLost = errors.New("reported lost")
+
+// uncertainJob matches a tool error that names a job that is (or may be)
+// queued although the call failed: Redis did not confirm the enqueue, or
+// fewer replicas than REDIS_WAIT_REPLICAS acknowledged it.
+var uncertainJob = regexp.MustCompile(`(?:may still run as|is queued as) ([a-z_]+-[0-9a-f-]+)`)
 
 // unavailable reports whether a tool error says that Redis or the queue
 // cannot be reached.
@@ -309,6 +348,8 @@ type result struct {
 	duration                                   time.Duration
 	platformCalls, faults, replays, retriedJob int64
 	unavailable, protocol                      int64
+	// lost counts jobs (or their poll jobs) get_job reported lost.
+	lost int
 	// phantoms are jobs that ran although no MCP answer gave their ID: a
 	// call answered an error, yet its job had been enqueued.
 	phantoms []string
@@ -329,7 +370,7 @@ func check(t *testing.T, c *cluster, d *driver, outs []outcome, took time.Durati
 			r.platformCalls += n
 		}
 	}
-	submits := 0
+	submits, lostSubmits := 0, 0
 	tasks := map[string]int{}
 	known := map[string]bool{}
 	for _, o := range outs {
@@ -349,6 +390,16 @@ func check(t *testing.T, c *cluster, d *driver, outs []outcome, took time.Durati
 				tasks[o.taskID]++
 			}
 		}
+		if o.lost != "" {
+			r.lost++
+			if o.lost == "job" && o.kind == kindSubmit {
+				lostSubmits++
+			}
+			if d.mayLose == nil || !d.mayLose(o) {
+				t.Errorf("job %d (%s %s, sent %s): get_job reported its %s lost; want it to end", o.i, o.kind, o.jobID, o.sent.Format("15:04:05.000"), o.lost)
+			}
+			continue
+		}
 		switch {
 		case o.problem != "":
 			t.Errorf("job %d (%s %s): %s", o.i, o.kind, o.jobID, o.problem)
@@ -367,6 +418,9 @@ func check(t *testing.T, c *cluster, d *driver, outs []outcome, took time.Durati
 	// retrying; and no other job ran.
 	ended, unended := c.endedJobs(t), c.unendedJobs(t)
 	for _, o := range outs {
+		if o.lost != "" || (d.mayLose != nil && d.mayLose(o)) {
+			continue // gone, or may be, with Redis's data
+		}
 		want := map[string]string{"completed": "completed", "failed": "archived"}[o.state]
 		if o.jobID != "" && ended[o.jobID] != want {
 			t.Errorf("job %s: asynq state %q; MCP answered %s", o.jobID, ended[o.jobID], o.state)
@@ -397,16 +451,17 @@ func check(t *testing.T, c *cluster, d *driver, outs []outcome, took time.Durati
 	// Duplicates: batch tasks the platform created beyond one per submit
 	// job (a phantom submit job made one too), and task IDs shared by two
 	// submit jobs.
-	r.duplicated = int(st.BatchSubmissions) - len(tasks) - phantomSubmits
+	// A submit job reported lost may or may not have created its task.
+	r.duplicated = max(0, int(st.BatchSubmissions)-len(tasks)-phantomSubmits-lostSubmits)
 	for id, n := range tasks {
 		if n > 1 {
 			r.duplicated += n - 1
 			t.Errorf("batch task %s answered to %d submit jobs", id, n)
 		}
 	}
-	if len(tasks) != submits || r.duplicated != 0 {
-		t.Errorf("platform batch_submissions = %d for %d submit jobs (%d more the caller was told failed), %d distinct task IDs; want one task per submit job (idempotent replays: %d)",
-			st.BatchSubmissions, submits, phantomSubmits, len(tasks), st.IdempotentReplays)
+	if len(tasks) != submits-lostSubmits || r.duplicated != 0 {
+		t.Errorf("platform batch_submissions = %d for %d submit jobs (%d more the caller was told failed, %d reported lost), %d distinct task IDs; want one task per submit job (idempotent replays: %d)",
+			st.BatchSubmissions, submits, phantomSubmits, lostSubmits, len(tasks), st.IdempotentReplays)
 	}
 	if r.protocol != 0 {
 		t.Errorf("%d MCP calls failed with a protocol or transport error; want 0", r.protocol)
@@ -427,9 +482,9 @@ const resultsHeader = "| scenario | submitted | completed | failed | duplicated 
 // the file MCPJOBS_CHAOS_RESULTS names.
 func report(t *testing.T, r result) {
 	t.Helper()
-	t.Logf("RESULT scenario=%s submitted=%d completed=%d failed=%d duplicated=%d auth_calls=%d duration=%s platform_calls=%d faults=%d replays=%d retried_jobs=%d unavailable_answers=%d protocol_errors=%d phantom_jobs=%d %s",
+	t.Logf("RESULT scenario=%s submitted=%d completed=%d failed=%d duplicated=%d auth_calls=%d duration=%s platform_calls=%d faults=%d replays=%d retried_jobs=%d unavailable_answers=%d protocol_errors=%d phantom_jobs=%d lost=%d %s",
 		r.scenario, r.submitted, r.completed, r.failed, r.duplicated, r.authCalls, r.duration.Round(time.Second),
-		r.platformCalls, r.faults, r.replays, r.retriedJob, r.unavailable, r.protocol, len(r.phantoms), r.note)
+		r.platformCalls, r.faults, r.replays, r.retriedJob, r.unavailable, r.protocol, len(r.phantoms), r.lost, r.note)
 	path := os.Getenv("MCPJOBS_CHAOS_RESULTS")
 	if path == "" {
 		return

@@ -38,7 +38,7 @@ func runBench(ctx context.Context, a *app, args []string) error {
 	fs.IntVar(&cfg.TokenStorm.Replicas, "replicas", 3, "token-storm: worker replicas")
 	fs.IntVar(&cfg.TokenStorm.InFlight, "in-flight", 16, "token-storm: concurrent calls per replica")
 	fs.IntVar(&cfg.TokenStorm.Expiries, "expiries", 5, "token-storm: times every token is ended")
-	fs.DurationVar(&cfg.TokenStorm.Phase, "phase", 0, "token-storm: how long calls run before the first expiry and after each (default 500ms)")
+	fs.DurationVar(&cfg.TokenStorm.Phase, "phase", 0, "token-storm: how long calls run before the first expiry and after each, at least: until every caller has a token that works (default 500ms)")
 	fs.IntVar(&dbMCP, "db-mcpjobs", 14, "Redis database of the mcpjobs side of each scenario")
 	fs.IntVar(&dbBare, "db-baseline", 15, "Redis database of the baseline side of each scenario")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")

@@ -23,6 +23,7 @@ type command struct {
 var commands = map[string]command{
 	"bench":  {"run a benchmark scenario (enqueue, throughput, wakeup, memory, token-storm, all) and print JSON", runBench},
 	"dev":    {"run everything in one process: Redis, simulator, worker and MCP over HTTP", runDev},
+	"health": {"probe an HTTP health endpoint (exit 0 on 2xx), for container health checks", runHealth},
 	"mcp":    {"serve MCP over stdio or streamable HTTP", runMCP},
 	"worker": {"run one worker replica", runWorker},
 	"sim":    {"run the intranet platform simulator", runSim},

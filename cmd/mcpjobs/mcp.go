@@ -25,7 +25,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
 	fs.DurationVar(&a.retention, "retention", 24*time.Hour, "how long finished jobs stay readable")
 	fs.IntVar(&a.cfg.RedisWaitReplicas, "redis-wait-replicas", a.cfg.RedisWaitReplicas, "Redis replicas that must acknowledge a job before its job_id is handed out (REDIS_WAIT_REPLICAS; see docs/reliability.md)")
-	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9091 (default: off)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics, and /healthz and /readyz (Redis answers), on this address, e.g. 127.0.0.1:9091 (default: off)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer jc.Close()
-	serve, err := serveMetrics(ctx, a, *metricsAddr, reg, nil)
+	serve, err := serveMetrics(ctx, a, *metricsAddr, reg, redisReady(rdb))
 	if err != nil {
 		return err
 	}

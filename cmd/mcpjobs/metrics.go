@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 )
 
 // newRegistry returns a Prometheus registry with the Go and process series.
@@ -49,4 +52,16 @@ func serveMetrics(ctx context.Context, a *app, addr string, reg *prometheus.Regi
 	}
 	a.log.Info("serving metrics", slog.String("url", "http://"+l.Addr().String()+"/metrics"))
 	return func() error { return serveHTTP(ctx, l, mux, a.log) }, nil
+}
+
+// redisReady is a readiness check: Redis answers a PING within a second.
+func redisReady(rdb redis.UniversalClient) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis does not answer: %w", err)
+		}
+		return nil
+	}
 }

@@ -260,3 +260,29 @@ func TestSubcommandsFindDevRedis(t *testing.T) {
 		t.Errorf("dev's try-it command with tokens:\n%s", banner)
 	}
 }
+
+// TestHealthCommand: mcpjobs health exits 0 on a 2xx answer and 1 on
+// anything else, including no answer.
+func TestHealthCommand(t *testing.T) {
+	redisURL := redistest.Start(t).URL
+	metricsAddr := freeAddr(t)
+	startCommand(t, map[string]string{"REDIS_URL": redisURL, "LOG_LEVEL": "warn"}, nil, io.Discard,
+		"mcp", "--transport", "http", "--addr", freeAddr(t), "--metrics-addr", metricsAddr)
+	waitHTTP(t, "http://"+metricsAddr+"/metrics")
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"health", "http://" + metricsAddr + "/readyz"}, 0},
+		{[]string{"health", "http://" + metricsAddr + "/healthz"}, 0},
+		{[]string{"health", "http://" + metricsAddr + "/nope"}, 1},
+		{[]string{"health", "--timeout", "1s", "http://" + freeAddr(t) + "/readyz"}, 1},
+		{[]string{"health", "not a url"}, 2},
+		{[]string{"health"}, 2},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(t.Context(), tt.args, nil, &out, &errOut, envFunc(nil)); code != tt.want {
+			t.Errorf("%v: exit %d, want %d\n%s%s", tt.args, code, tt.want, out.String(), errOut.String())
+		}
+	}
+}

@@ -386,3 +386,44 @@ func isRoot(user string) bool {
 	u, _, _ := strings.Cut(user, ":")
 	return u == "root" || u == "0"
 }
+
+// TestComposeHealthChecks: every service has a health check, and those of
+// the distroless mcpjobs services probe with the binary itself.
+func TestComposeHealthChecks(t *testing.T) {
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		if s.HealthCheck == nil || len(s.HealthCheck.Test) < 2 || s.HealthCheck.Disable {
+			t.Errorf("%s has no health check", name)
+			continue
+		}
+		if s.Build != nil && !hasSeq(s.HealthCheck.Test, "CMD", "/mcpjobs", "health") {
+			t.Errorf("%s (built from the Dockerfile, distroless) checks with %q; want CMD /mcpjobs health URL", name, s.HealthCheck.Test)
+		}
+	}
+	if d := service(t, p, "worker").DependsOn["sim"]; d.Condition != types.ServiceConditionHealthy {
+		t.Errorf("worker depends_on sim = %+v, want service_healthy", d)
+	}
+}
+
+// TestREADMEDockerSteps: the README's Docker steps create every secret file
+// compose needs and name every published service.
+func TestREADMEDockerSteps(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := loadCompose(t)
+	for name, sec := range p.Secrets {
+		file := filepath.Base(sec.File)
+		if !regexp.MustCompile(`cp deploy/secrets/` + regexp.QuoteMeta(file) + `\.example\s+deploy/secrets/` + regexp.QuoteMeta(file)).Match(readme) {
+			t.Errorf("README's Docker steps do not create %s (secret %s)", sec.File, name)
+		}
+	}
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			if want := "127.0.0.1:" + port.Published; !strings.Contains(string(readme), want) {
+				t.Errorf("README does not say where %s is published (%s)", name, want)
+			}
+		}
+	}
+}

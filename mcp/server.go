@@ -101,7 +101,8 @@ func New(opts Options) (*Server, error) {
 const instructions = `mcpjobs runs long calls to the intranet geospatial platform as durable jobs.
 Each tool enqueues a job and waits up to wait_seconds (default 25) for it; the answer is the job view:
 job_id, state (pending, scheduled, active, retry, completed, failed, cancelled), and result or error.
-A job that has not ended yet keeps running: ask again later with get_job and its job_id.`
+A job that has not ended yet keeps running: ask again later with get_job and its job_id.
+Clients that negotiated MCP tasks get the platform tools' calls as tasks (the task ID is the job_id).`
 
 // anyCoverage reports whether every well-formed coverage ID is accepted.
 func (s *Server) anyCoverage() bool { return slices.Contains(s.opts.Coverages, "*") }

@@ -65,18 +65,6 @@ func (f *fleet) replica(t *testing.T, password string) (w *worker.Worker, stop f
 	return w, stop
 }
 
-// waitUntil polls cond every 10ms for up to limit.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // small is an aspect job that costs the simulator little CPU.
 var small = jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{116.0, 39.8, 116.01, 39.81}}
 
@@ -110,7 +98,7 @@ func TestBadCredentialsReplicaDelaysNoJob(t *testing.T) {
 		}
 		ids[i] = v.JobID
 	}
-	waitUntil(t, 10*time.Second, "the bad replica never parked", func() bool { return errors.Is(bad.Ready(), worker.ErrCredentialsRefused) })
+	waitFor(t, 10*time.Second, "the bad replica to park", func() bool { return errors.Is(bad.Ready(), worker.ErrCredentialsRefused) })
 	authBefore := f.sim.Stats().AuthFailures
 
 	// Two good replicas join: every job completes within a few seconds,

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"net/http"
 	"strings"
 )
 
@@ -79,29 +78,6 @@ func (t *Tokens) lookup(token string) (string, bool) {
 		}
 	}
 	return name, found == 1
-}
-
-// authenticate wraps next: with tokens, a request must carry
-// "Authorization: Bearer <token>" and runs as that token's identity;
-// without tokens, every request runs as LocalIdentity.
-func (t *Tokens) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t.Len() == 0 {
-			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), LocalIdentity)))
-			return
-		}
-		tok, ok := bearer(r.Header.Get("Authorization"))
-		name, valid := "", false
-		if ok {
-			name, valid = t.lookup(tok)
-		}
-		if !valid {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mcpjobs"`)
-			http.Error(w, "unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKENS)", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), name)))
-	})
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header; the

@@ -40,6 +40,10 @@ type Options struct {
 	// Tokens maps HTTP bearer tokens to identities. Default: none, every
 	// HTTP caller is LocalIdentity.
 	Tokens *Tokens
+	// OAuth, when set, lets HTTP callers sign in with the identity provider
+	// (beside Tokens); their identity is OIDCIdentityPrefix + the identity
+	// claim. Default: none.
+	OAuth *OAuth
 	// Version is reported to clients. Default: "dev".
 	Version string
 	// Metrics, when set, registers the tool call series (mcpjobs_tool_…).
@@ -63,6 +67,9 @@ var errMissingJobs = errors.New("mcp: Options.Jobs is nil (create one with jobs.
 func New(opts Options) (*Server, error) {
 	if opts.Jobs == nil {
 		return nil, errMissingJobs
+	}
+	if err := checkOAuth(opts.OAuth); err != nil {
+		return nil, err
 	}
 	if len(opts.Coverages) == 0 {
 		opts.Coverages = DefaultCoverages
@@ -108,11 +115,15 @@ Clients that negotiated MCP tasks get the platform tools' calls as tasks (the ta
 func (s *Server) anyCoverage() bool { return slices.Contains(s.opts.Coverages, "*") }
 
 // HTTPHandler serves streamable HTTP MCP at /mcp, behind bearer-token
-// authentication when tokens are configured. Long jobs can run as MCP tasks
+// authentication when tokens or OAuth are configured, and with OAuth the
+// Protected Resource Metadata at /.well-known/oauth-protected-resource/mcp. Long jobs can run as MCP tasks
 // (NewTaskHandler): the platform tools support them, the job tools do not.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", s.opts.Tokens.authenticate(limitBody(make(chan struct{}, MaxLargeRequests), s.tasks)))
+	mux.Handle("/mcp", s.authenticate(limitBody(make(chan struct{}, MaxLargeRequests), s.tasks)))
+	if s.opts.OAuth != nil {
+		s.opts.OAuth.handleMetadata(mux)
+	}
 	return mux
 }
 

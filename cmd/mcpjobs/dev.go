@@ -15,7 +15,7 @@ import (
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
-var devEnv = []string{"WEB_USERNAME", "WEB_PASSWORD", "REDIS_URL", "REDIS_CA_FILE", "REDIS_WAIT_REPLICAS", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "INTRANET_COVERAGES", "MCP_AUTH_TOKENS", "LOG_LEVEL", "LOG_FORMAT"}
+var devEnv = append([]string{"WEB_USERNAME", "WEB_PASSWORD", "REDIS_URL", "REDIS_CA_FILE", "REDIS_WAIT_REPLICAS", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "INTRANET_COVERAGES", "MCP_AUTH_TOKENS", "LOG_LEVEL", "LOG_FORMAT"}, oauthEnv...)
 
 func runDev(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("[flags]", devEnv...)
@@ -26,12 +26,18 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	var wf workerFlags
 	wf.register(fs)
 	fs.IntVar(&a.cfg.RedisWaitReplicas, "redis-wait-replicas", a.cfg.RedisWaitReplicas, "Redis replicas that must acknowledge a job before its job_id is handed out (REDIS_WAIT_REPLICAS; see docs/reliability.md)")
+	var of oauthFlags
+	of.register(fs, a.cfg)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	a.retention = wf.retention
-	if !isLoopback(*addr) && a.cfg.MCPAuthTokens == "" {
-		return fmt.Errorf("dev serves MCP without authentication; bind a loopback --addr (e.g. 127.0.0.1:8080) or set MCP_AUTH_TOKENS")
+	if !isLoopback(*addr) && a.cfg.MCPAuthTokens == "" && *of.issuer == "" {
+		return fmt.Errorf("dev serves MCP without authentication; bind a loopback --addr (e.g. 127.0.0.1:8080) or set MCP_AUTH_TOKENS or MCP_OAUTH_ISSUER")
+	}
+	oa, err := of.build(ctx, a, *addr)
+	if err != nil {
+		return err
 	}
 
 	lr, err := startLocalRedis(ctx, a, *stateDir)
@@ -80,7 +86,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	}
 	g.Go(func() error { return w.Run(gctx) })
 
-	srv, jc, err := newMCPServer(a, rdb, reg)
+	srv, jc, err := newMCPServer(a, rdb, reg, oa)
 	if err != nil {
 		return err
 	}
@@ -90,7 +96,9 @@ func runDev(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", srv.HTTPHandler())
+	mcpHandler := srv.HTTPHandler()
+	mux.Handle("/mcp", mcpHandler)
+	mux.Handle("/.well-known/", mcpHandler) // OAuth Protected Resource Metadata
 	mux.Handle("/metrics", metricsHandler(reg))
 	g.Go(func() error { return serveHTTP(gctx, l, mux, a.log) })
 
@@ -100,6 +108,9 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	}
 	defer removeToken()
 	printDevBanner(a, "http://"+l.Addr().String(), webURL, simURL, lr.desc, tokenFile)
+	if oa != nil {
+		fmt.Fprintf(a.stdout, "\n(MCP_OAUTH_ISSUER is set: clients sign in with %s; metadata at %s/.well-known/oauth-protected-resource/mcp)\n", oa.Verifier.Issuer(), "http://"+l.Addr().String())
+	}
 	err = g.Wait()
 	a.log.Info("dev stopped")
 	return err

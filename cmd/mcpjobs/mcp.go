@@ -15,7 +15,7 @@ import (
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
-var mcpEnv = []string{"REDIS_URL", "REDIS_CA_FILE", "REDIS_WAIT_REPLICAS", "MCP_AUTH_TOKENS", "INTRANET_COVERAGES", "LOG_LEVEL", "LOG_FORMAT"}
+var mcpEnv = append([]string{"REDIS_URL", "REDIS_CA_FILE", "REDIS_WAIT_REPLICAS", "MCP_AUTH_TOKENS", "INTRANET_COVERAGES", "LOG_LEVEL", "LOG_FORMAT"}, oauthEnv...)
 
 func runMCP(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("[flags]", mcpEnv...)
@@ -26,6 +26,8 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 	fs.DurationVar(&a.retention, "retention", 24*time.Hour, "how long finished jobs stay readable")
 	fs.IntVar(&a.cfg.RedisWaitReplicas, "redis-wait-replicas", a.cfg.RedisWaitReplicas, "Redis replicas that must acknowledge a job before its job_id is handed out (REDIS_WAIT_REPLICAS; see docs/reliability.md)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics, and /healthz and /readyz (Redis answers), on this address, e.g. 127.0.0.1:9091 (default: off)")
+	var of oauthFlags
+	of.register(fs, a.cfg)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -33,13 +35,20 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stderr, "--transport %q: use stdio or http\n", *transport)
 		return errUsage
 	}
+	var oa *mcp.OAuth
+	if *transport == "http" {
+		var err error
+		if oa, err = of.build(ctx, a, *addr); err != nil {
+			return err
+		}
+	}
 	rdb, err := openRedis(ctx, a.redisURL(*redisURL), a.cfg.RedisCAFile)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	reg := newRegistry()
-	srv, jc, err := newMCPServer(a, rdb, reg)
+	srv, jc, err := newMCPServer(a, rdb, reg, oa)
 	if err != nil {
 		return err
 	}
@@ -68,8 +77,9 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 	return serveHTTP(ctx, l, srv.HTTPHandler(), a.log)
 }
 
-// newMCPServer builds the MCP server and its jobs client.
-func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer) (*mcp.Server, *jobs.Client, error) {
+// newMCPServer builds the MCP server and its jobs client; oa, when set,
+// lets HTTP callers sign in with the identity provider.
+func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer, oa *mcp.OAuth) (*mcp.Server, *jobs.Client, error) {
 	tokens, err := mcp.ParseTokens(a.cfg.MCPAuthTokens)
 	if err != nil {
 		return nil, nil, err
@@ -84,6 +94,7 @@ func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer) 
 		Version:   version(),
 		Coverages: a.cfg.Coverages,
 		Tokens:    tokens,
+		OAuth:     oa,
 		Metrics:   reg,
 		Logger:    a.log.With(slog.String("component", "mcp")),
 	})
@@ -96,8 +107,8 @@ func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer) 
 
 // checkExposure refuses to serve MCP without authentication beyond loopback.
 func checkExposure(addr string, srv *mcp.Server, insecure bool) error {
-	if isLoopback(addr) || srv.HasTokens() || insecure {
+	if isLoopback(addr) || srv.HasTokens() || srv.HasOAuth() || insecure {
 		return nil
 	}
-	return errors.New("refusing to serve MCP on " + addr + " without authentication: set MCP_AUTH_TOKENS (name:token,...), bind 127.0.0.1, or pass --insecure-no-auth")
+	return errors.New("refusing to serve MCP on " + addr + " without authentication: set MCP_AUTH_TOKENS (name:token,...) or MCP_OAUTH_ISSUER, bind 127.0.0.1, or pass --insecure-no-auth")
 }

@@ -28,6 +28,13 @@ type Config struct {
 	// MCPAuthTokens is MCP_AUTH_TOKENS (or the content of
 	// MCP_AUTH_TOKENS_FILE): "name:token,name:token".
 	MCPAuthTokens string
+	// MCPPublicURL is MCP_PUBLIC_URL: this server's public URL of /mcp, e.g.
+	// https://mcpjobs.example.com/mcp, the OAuth resource identifier.
+	// Default: none (with MCP_OAUTH_ISSUER on a loopback address,
+	// http://<addr>/mcp).
+	MCPPublicURL string
+	// MCPOAuth lets HTTP callers sign in with the identity provider.
+	MCPOAuth MCPOAuth
 	// Coverages is INTRANET_COVERAGES: the coverage IDs the aspect tool
 	// offers, comma-separated; "*" accepts any. Default: the simulator's.
 	Coverages []string
@@ -61,6 +68,28 @@ type Intranet struct {
 	TokenPrefix string
 }
 
+// MCPOAuth is the identity provider that HTTP MCP callers sign in with.
+type MCPOAuth struct {
+	// Issuer is MCP_OAUTH_ISSUER, the provider's issuer URL. Default: none
+	// (no sign-in with a provider).
+	Issuer string
+	// Audience is MCP_OAUTH_AUDIENCE, the value access tokens' "aud" must
+	// contain. Default: MCP_PUBLIC_URL.
+	Audience string
+	// IdentityClaim is MCP_OAUTH_IDENTITY_CLAIM, the claim that names the
+	// caller, e.g. email or preferred_username. Default: sub.
+	IdentityClaim string
+	// RequiredScopes is MCP_OAUTH_REQUIRED_SCOPES, scopes every access token
+	// must grant, separated by commas or spaces. Default: none.
+	RequiredScopes []string
+}
+
+// SplitList splits a list separated by commas or spaces, dropping empty
+// items.
+func SplitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+}
+
 // Var documents one environment variable.
 type Var struct {
 	Name, Description string
@@ -78,6 +107,11 @@ var Vars = []Var{
 	{"INTRANET_TOKEN_PREFIX", `text before the token in Authorization, e.g. "Bearer " (default none)`},
 	{"INTRANET_COVERAGES", `coverage IDs the aspect tool offers, comma-separated, "*" for any`},
 	{"MCP_AUTH_TOKENS", "HTTP bearer tokens, name:token,name:token (or MCP_AUTH_TOKENS_FILE)"},
+	{"MCP_PUBLIC_URL", "this server's public URL of /mcp, the OAuth resource (default with MCP_OAUTH_ISSUER on loopback: http://<addr>/mcp)"},
+	{"MCP_OAUTH_ISSUER", "issuer URL of the identity provider HTTP callers sign in with (default none)"},
+	{"MCP_OAUTH_AUDIENCE", "audience access tokens must carry (default MCP_PUBLIC_URL)"},
+	{"MCP_OAUTH_IDENTITY_CLAIM", "claim naming the caller, e.g. email (default sub)"},
+	{"MCP_OAUTH_REQUIRED_SCOPES", "scopes every access token must grant, comma-separated (default none)"},
 	{"WEB_USERNAME", "operator site user"},
 	{"WEB_PASSWORD", "operator site password (or WEB_PASSWORD_FILE: a file holding it)"},
 	{"LOG_LEVEL", "debug, info, warn, error (default info)"},
@@ -97,9 +131,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			TokenPrefix: getenv("INTRANET_TOKEN_PREFIX"),
 		},
 		MCPAuthTokens: getenv("MCP_AUTH_TOKENS"),
-		WebUsername:   getenv("WEB_USERNAME"),
-		WebPassword:   getenv("WEB_PASSWORD"),
-		LogFormat:     strings.ToLower(getenv("LOG_FORMAT")),
+		MCPPublicURL:  getenv("MCP_PUBLIC_URL"),
+		MCPOAuth: MCPOAuth{
+			Issuer:         getenv("MCP_OAUTH_ISSUER"),
+			Audience:       getenv("MCP_OAUTH_AUDIENCE"),
+			IdentityClaim:  getenv("MCP_OAUTH_IDENTITY_CLAIM"),
+			RequiredScopes: SplitList(getenv("MCP_OAUTH_REQUIRED_SCOPES")),
+		},
+		WebUsername: getenv("WEB_USERNAME"),
+		WebPassword: getenv("WEB_PASSWORD"),
+		LogFormat:   strings.ToLower(getenv("LOG_FORMAT")),
 	}
 	var err error
 	if v := getenv("REDIS_WAIT_REPLICAS"); v != "" {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -326,23 +327,35 @@ func TestLargeRequestsBounded(t *testing.T) {
 		return http.DefaultClient.Do(req)
 	}
 	// Large bodies that never finish arriving hold their slots; each
-	// announces itself once the server is reading it.
-	var writers []*io.PipeWriter
-	done := make(chan struct{}, mcp.MaxLargeRequests)
-	for range mcp.MaxLargeRequests {
+	// announces itself once the server is reading it. One that is refused
+	// (a probe below held a slot when it arrived) says so and is sent again.
+	var (
+		mu      sync.Mutex
+		writers []*io.PipeWriter
+	)
+	done := make(chan struct{}, 4*mcp.MaxLargeRequests)
+	refused := make(chan struct{}, 4*mcp.MaxLargeRequests)
+	hold := func() {
 		pr, pw := io.Pipe()
+		mu.Lock()
 		writers = append(writers, pw)
+		mu.Unlock()
 		go func() {
 			if resp, err := post(pr, mcp.LargeRequestBytes+1); err == nil {
 				resp.Body.Close()
+				if resp.StatusCode == http.StatusServiceUnavailable {
+					refused <- struct{}{}
+				}
 			}
 			done <- struct{}{}
 		}()
 		// Write more than the transport buffers, so that the write
-		// returns only once the handler is reading the body.
-		if _, err := pw.Write([]byte(`{"jsonrpc":"2.0","x":"` + strings.Repeat("x", 60<<10))); err != nil {
-			t.Fatal(err)
-		}
+		// returns only once the handler is reading the body (or the
+		// request was refused).
+		_, _ = pw.Write([]byte(`{"jsonrpc":"2.0","x":"` + strings.Repeat("x", 60<<10)))
+	}
+	for range mcp.MaxLargeRequests {
+		hold()
 	}
 	// One large request more is refused once the handlers hold their
 	// slots (the bytes written above may still sit in socket buffers).
@@ -362,6 +375,10 @@ func TestLargeRequestsBounded(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("with %d large requests in flight, one more still answered %d; want 503", mcp.MaxLargeRequests, resp.StatusCode)
 		}
+		for len(refused) > 0 {
+			<-refused
+			hold()
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	small := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`
@@ -373,10 +390,13 @@ func TestLargeRequestsBounded(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("a small request while large ones wait: %d, want 200", resp.StatusCode)
 	}
+	mu.Lock()
 	for _, pw := range writers {
 		_ = pw.CloseWithError(io.ErrUnexpectedEOF)
 	}
-	for range mcp.MaxLargeRequests {
+	n := len(writers)
+	mu.Unlock()
+	for range n {
 		<-done
 	}
 }

@@ -7,211 +7,166 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
-// sharedOwner owns jobs that serve every identity alike (status queries).
-const sharedOwner = "*"
-
-// batchTTL is how long a batch record and a submission are kept: past the
-// poll deadline, so a task followed for its whole life stays queryable.
-const batchTTL = 8 * 24 * time.Hour
-
-func submissionKey(submitJobID string) string { return "mcpjobs:submission:" + submitJobID }
-func batchKey(taskID string) string           { return "mcpjobs:batch:" + taskID }
-
-// RecordSubmission stores the platform task ID that a submit job got, so
-// that a retried submit does not submit again.
-func RecordSubmission(ctx context.Context, rdb redis.UniversalClient, submitJobID, taskID string) error {
-	return rdb.Set(ctx, submissionKey(submitJobID), taskID, batchTTL).Err()
-}
-
-// Submission returns the platform task ID recorded for a submit job, or ""
-// when it has not submitted yet.
-func Submission(ctx context.Context, rdb redis.UniversalClient, submitJobID string) (string, error) {
-	id, err := rdb.Get(ctx, submissionKey(submitJobID)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
-	}
-	return id, err
-}
-
-// BatchRecord is the latest status of a platform batch task seen by any job.
-type BatchRecord struct {
-	TaskID string `json:"task_id"`
-	// Status is the platform's status object, as it answered it.
-	Status json.RawMessage `json:"status,omitempty"`
-	// State is the platform's state (QUEUED, RUNNING, SUCCEEDED, FAILED,
-	// CANCELLED); Final when it will not change again.
-	State string `json:"state,omitempty"`
-	Final bool   `json:"final,omitempty"`
-	// ObservedAt is when a job read it from the platform.
-	ObservedAt time.Time `json:"observed_at,omitzero"`
-	// ObservedBy is the job that read it.
-	ObservedBy string `json:"observed_by,omitempty"`
-}
-
-// FinalBatchStates are the platform states that end a batch task.
-var FinalBatchStates = []string{"SUCCEEDED", "FAILED", "CANCELLED"}
-
-// IsFinalBatchState reports whether a platform state ends a batch task.
-func IsFinalBatchState(state string) bool {
-	for _, s := range FinalBatchStates {
-		if s == state {
-			return true
-		}
-	}
-	return false
-}
-
-// RecordBatchStatus stores a status the platform gave for taskID. A final
-// status is never replaced by a later non-final one.
-func RecordBatchStatus(ctx context.Context, rdb redis.UniversalClient, taskID, jobID string, status json.RawMessage, observedAt time.Time) (BatchRecord, error) {
-	var s struct {
-		State string `json:"state"`
-	}
-	if err := json.Unmarshal(status, &s); err != nil {
-		return BatchRecord{}, fmt.Errorf("jobs: batch status of %s is not an object: %w", taskID, err)
-	}
-	rec := BatchRecord{TaskID: taskID, Status: status, State: s.State, Final: IsFinalBatchState(s.State), ObservedAt: observedAt.UTC(), ObservedBy: jobID}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return rec, err
-	}
-	final := "0"
-	if rec.Final {
-		final = "1"
-	}
-	err = recordBatchScript.Run(ctx, rdb, []string{batchKey(taskID)}, b, final, batchTTL.Milliseconds()).Err()
-	return rec, err
-}
-
-// recordBatchScript writes a batch record unless a final one is stored.
-// KEYS[1]: the record  ARGV[1]: record JSON  ARGV[2]: "1" if final  ARGV[3]: TTL ms
-var recordBatchScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'final') == '1' and ARGV[2] ~= '1' then return 0 end
-redis.call('HSET', KEYS[1], 'record', ARGV[1], 'final', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1`)
-
-// LatestBatchStatus returns the latest recorded status of taskID, or nil.
-func LatestBatchStatus(ctx context.Context, rdb redis.UniversalClient, taskID string) (*BatchRecord, error) {
-	b, err := rdb.HGet(ctx, batchKey(taskID), "record").Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var rec BatchRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("jobs: batch record of %s: %w", taskID, err)
-	}
-	return &rec, nil
-}
-
-// StartPolling enqueues the job that follows platform task taskID, owned by
-// owner, unless it exists already. It answers the poll job's ID.
-func (c *Client) StartPolling(ctx context.Context, owner, taskID, submitJobID string) (string, error) {
+// SchedulePoll enqueues check round n of a batch job, to run after delay.
+// The round's task ID is fixed (PollTaskID), so a second enqueue of one
+// round is a no-op: a crash between two rounds cannot fork the chain.
+func (c *Client) SchedulePoll(ctx context.Context, rec *BatchJob, n int, delay time.Duration) error {
 	spec, _ := SpecFor(TypeBatchPoll)
-	p := pollPayload{BatchTaskPayload{TaskID: taskID, SubmitJobID: submitJobID, Since: time.Now().UTC()}}
-	if err := p.Validate(); err != nil {
-		return "", err
-	}
-	id := PollJobID(taskID)
-	_, _, err := c.enqueue(ctx, owner, spec, id, p, "")
-	return id, err
-}
-
-// CancelBatch enqueues the job that cancels platform task taskID on the
-// platform (once per task while it is retained).
-func (c *Client) CancelBatch(ctx context.Context, owner, taskID string) error {
-	spec, _ := SpecFor(TypeBatchCancel)
-	p := cancelPayload{BatchTaskPayload{TaskID: taskID}}
-	if err := p.Validate(); err != nil {
+	body, err := json.Marshal(PollPayload{JobID: rec.JobID, TaskID: rec.TaskID, Round: n})
+	if err != nil {
 		return err
 	}
-	_, _, err := c.enqueue(ctx, owner, spec, "cancel-"+taskID, p, "")
+	headers := map[string]string{
+		headerOwner:     rec.Owner,
+		headerCreatedAt: formatTime(rec.CreatedAt),
+		headerDeadline:  formatTime(rec.Deadline),
+	}
+	if rec.Credential {
+		headers[HasCredential] = rec.JobID
+	}
+	opts := append(spec.options(PollTaskID(rec.JobID, n), c.opts.Retention), asynq.ProcessIn(delay))
+	_, err = c.enqueuer.EnqueueContext(ctx, asynq.NewTaskWithHeaders(spec.Type, body, headers), opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
 	return err
 }
 
-// statusBucket is the width of the window in which status queries for one
-// task share one status job.
+// ErrNotYourTask answers query_task_status for a platform task that no
+// batch job of the caller's submitted, when it cannot ask the platform.
+var ErrNotYourTask = &FieldError{Field: "task_id", Problem: "is not a batch task you submitted through mcpjobs; pass auth_token to ask the platform with your own token"}
+
+// statusBucket is the width of the window in which one owner's status
+// queries for one task share one status job.
 const statusBucket = 2 * time.Second
 
-// QueryStatus answers the status of platform task taskID: from the record
-// when it is final or younger than maxAge, else from a status job shared by
-// every query in the same 2-second window, waited for up to wait.
-func (c *Client) QueryStatus(ctx context.Context, owner, taskID string, maxAge, wait time.Duration, progress func(*View)) (*View, error) {
+// QueryStatus answers the status of platform task taskID for owner. A task
+// one of owner's batch jobs submitted is answered from the job's record
+// when it is final or younger than maxAge, else asked of the platform with
+// the job's token. Another task is asked of the platform with authToken,
+// or, only where Options.ServiceTokenStatus allows it and no other
+// identity's job submitted the task, with the service token. The status
+// job is owner's, shared by owner's queries in the same 2-second window
+// (not with an authToken), and waited for up to wait.
+func (c *Client) QueryStatus(ctx context.Context, owner, taskID string, maxAge, wait time.Duration, authToken string, progress func(*View)) (*View, error) {
 	if err := CheckTaskID("task_id", taskID); err != nil {
 		return nil, err
 	}
-	rec, err := LatestBatchStatus(ctx, c.rdb, taskID)
-	if err != nil {
+	var rec *BatchJob
+	foreign := false
+	jobID, err := c.jobOfTask(ctx, taskID)
+	switch {
+	case err == nil:
+		if rec, err = LoadBatchJob(ctx, c.rdb, jobID); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if rec != nil && rec.Owner != owner {
+			rec, foreign = nil, true
+		}
+	case !errors.Is(err, errBatchNotFound):
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if rec != nil && (rec.Final || time.Since(rec.ObservedAt) <= maxAge) {
-		return recordView(rec), nil
+	if rec != nil && rec.Status != nil && (rec.State.Final() || time.Since(rec.ObservedAt) <= maxAge) {
+		return statusView(rec), nil
 	}
 	spec, _ := SpecFor(TypeBatchStatus)
-	id := statusJobID(taskID, time.Now().UnixNano()/int64(statusBucket))
-	if _, _, err := c.enqueue(ctx, sharedOwner, spec, id, statusPayload{BatchTaskPayload{TaskID: taskID}}, ""); err != nil {
+	eo := enqueueOptions{}
+	switch {
+	case authToken != "":
+		eo.credential = authToken
+	case rec != nil:
+		if rec.Credential {
+			eo.credentialOf = rec.JobID
+		}
+	case c.opts.ServiceTokenStatus && !foreign:
+	default:
+		return nil, ErrNotYourTask
+	}
+	id := "status-" + uuid.NewString()
+	if authToken == "" {
+		bucket := time.Now().UnixNano() / int64(statusBucket)
+		key := fmt.Sprintf("mcpjobs:statuswindow:%s:%d:%s", taskID, bucket, owner)
+		if id, err = statusWindowScript.Run(ctx, c.rdb, []string{key}, id, (2 * statusBucket).Milliseconds()).Text(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	if _, _, err := c.enqueue(ctx, owner, spec, id, statusPayload{BatchTaskPayload{TaskID: taskID}}, eo); err != nil {
 		return nil, err
 	}
-	return c.Wait(ctx, owner, id, wait, progress)
+	v, err := c.Wait(ctx, owner, id, wait, progress)
+	if err != nil {
+		return nil, fmt.Errorf("status job %s: %w", id, err)
+	}
+	return v, nil
 }
 
-// recordView presents a recorded status as a completed status job.
-func recordView(rec *BatchRecord) *View {
-	t := rec.ObservedAt
+// statusWindowScript answers the status job of a window, choosing ARGV[1]
+// when it has none.
+//
+// KEYS[1]: the window  ARGV[1]: a fresh job ID  ARGV[2]: TTL ms
+var statusWindowScript = redis.NewScript(`
+local id = redis.call('GET', KEYS[1])
+if id then return id end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]`)
+
+// statusView presents a batch job's recorded status as a completed status
+// query: its result is the platform's status object.
+func statusView(rec *BatchJob) *View {
+	t := rec.ObservedAt.UTC()
 	return &View{
-		JobID:       rec.ObservedBy,
+		JobID:       rec.JobID,
 		Type:        TypeBatchStatus,
 		State:       StateCompleted,
 		Result:      &Result{Data: rec.Status},
-		Batch:       rec,
+		Batch:       batchStatusOf(rec),
 		CompletedAt: &t,
-		Owner:       sharedOwner,
+		Owner:       rec.Owner,
 	}
 }
 
-// enrich adds to a batch job's view the latest status of its platform
-// task, and marks cancelled jobs.
-func (c *Client) enrich(ctx context.Context, v *View, info *asynq.TaskInfo) error {
-	if info.State == asynq.TaskStateArchived {
-		cancelled, err := c.isCancelled(ctx, v.JobID)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		if cancelled {
-			v.State, v.Error = StateCancelled, &Failure{Class: "cancelled", Message: "cancelled by its owner"}
-		}
-	}
-	var taskID string
-	switch info.Type {
-	case TypeBatchSubmit:
-		id, err := Submission(ctx, c.rdb, v.JobID)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		taskID = id
-	case TypeBatchPoll, TypeBatchStatus, TypeBatchCancel:
-		var p BatchTaskPayload
-		if json.Unmarshal(info.Payload, &p) == nil {
-			taskID = p.TaskID
-		}
-	}
-	if taskID == "" {
+// batchStatusOf is the view's summary of a batch job's platform task.
+func batchStatusOf(rec *BatchJob) *BatchStatus {
+	if rec.TaskID == "" {
 		return nil
 	}
-	rec, err := LatestBatchStatus(ctx, c.rdb, taskID)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	b := &BatchStatus{TaskID: rec.TaskID, State: rec.PlatformState, Progress: rec.Progress, Status: rec.Status}
+	b.ObservedAt = timePtr(rec.ObservedAt)
+	return b
+}
+
+// batchView builds the view of a batch job from its record and, when
+// asynq still holds it, its submit task: the record's state is the job's.
+func batchView(rec *BatchJob, info *asynq.TaskInfo) *View {
+	v := &View{JobID: rec.JobID, Type: TypeBatchSubmit, State: rec.State, Owner: rec.Owner,
+		CancelRequested: rec.CancelRequested && !rec.State.Final()}
+	v.CreatedAt = timePtr(rec.CreatedAt)
+	if info != nil {
+		iv := viewOf(info)
+		v.Attempts = iv.Attempts
+		if v.CreatedAt == nil {
+			v.CreatedAt = iv.CreatedAt
+		}
+		// A submit that waits to be retried (its reply was lost, the
+		// platform was down) says why.
+		if v.State == StateActive && rec.TaskID == "" && info.State == asynq.TaskStateRetry {
+			v.Error, v.NextAttemptAt = iv.Error, iv.NextAttemptAt
+		}
 	}
-	if rec == nil {
-		rec = &BatchRecord{TaskID: taskID}
+	v.Batch = batchStatusOf(rec)
+	switch rec.State {
+	case StateCompleted:
+		v.Result = &Result{Data: rec.Status, Attempts: v.Attempts}
+	case StateFailed, StateCancelled:
+		v.Error = rec.Error
 	}
-	v.Batch = rec
-	return nil
+	if rec.State.Final() {
+		v.CompletedAt = timePtr(rec.EndedAt)
+	}
+	return v
 }

@@ -2,8 +2,10 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -25,62 +27,71 @@ func (c *Client) isCancelled(ctx context.Context, jobID string) (bool, error) {
 }
 
 // Cancel cancels a job of owner's: a pending, scheduled or retrying job is
-// archived as cancelled; an active one is stopped; a batch job also cancels
-// its platform task. A job that has ended is answered as it is.
+// archived as cancelled; an active one is stopped. A batch job records the
+// intent, which the worker carries out in whatever state the job is (see
+// cancelBatchJob). A job that has ended is answered as it is.
 func (c *Client) Cancel(ctx context.Context, owner, id string) (*View, error) {
 	v, err := c.Get(ctx, owner, id)
 	if err != nil {
 		return nil, err
 	}
-	spec, _ := specForID(id)
-	if !v.State.Final() {
-		if err := c.rdb.Set(ctx, cancelKey(id), owner, c.opts.Retention+spec.Timeout).Err(); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		if err := c.stop(spec.Queue, id, v.State); err != nil {
-			return nil, err
-		}
+	if v.State.Final() {
+		return v, nil
 	}
-	// A batch job also cancels its platform task, unless that has ended.
-	if v.Batch != nil && v.Batch.TaskID != "" && !v.Batch.Final && (v.Type == TypeBatchSubmit || v.Type == TypeBatchPoll) {
-		if err := c.CancelBatch(ctx, owner, v.Batch.TaskID); err != nil {
-			return nil, err
-		}
-		if v.Type == TypeBatchSubmit {
-			if err := c.cancelOwned(ctx, PollJobID(v.Batch.TaskID)); err != nil {
-				return nil, err
-			}
-		}
+	if v.Type == TypeBatchSubmit {
+		return c.cancelBatchJob(ctx, owner, v)
+	}
+	spec, _ := specForID(id)
+	if err := c.rdb.Set(ctx, cancelKey(id), owner, c.opts.Retention+spec.Timeout).Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if err := c.stop(ctx, spec.Queue, id, v.State); err != nil {
+		return nil, err
 	}
 	return c.settle(ctx, owner, id)
 }
 
-// cancelOwned cancels a job without an ownership check (a job this package
-// started on the owner's behalf).
-func (c *Client) cancelOwned(ctx context.Context, id string) error {
-	spec, ok := specForID(id)
-	if !ok {
-		return nil
+// cancelWait is how long cancel_job waits for the worker to end a batch job.
+const cancelWait = 3 * time.Second
+
+// cancelBatchJob records the intent to cancel a batch job. A job whose
+// submit has not started ends cancelled at once. Otherwise the worker
+// carries it out: after a submit in flight returns, or by re-sending a
+// submit whose reply was lost (same Idempotency-Key) to learn the task ID,
+// or at the next check of a followed task, which runs now. cancel_job then
+// waits a little for the job to end.
+func (c *Client) cancelBatchJob(ctx context.Context, owner string, v *View) (*View, error) {
+	id := v.JobID
+	failure, _ := json.Marshal(Failure{Class: "cancelled", Message: "cancelled by its owner before its submit started"})
+	created := time.Now()
+	if v.CreatedAt != nil {
+		created = *v.CreatedAt
 	}
-	info, err := c.inspector.GetTaskInfo(spec.Queue, id)
-	if isNotFound(err) {
-		return nil
-	}
+	res, err := cancelScript.Run(ctx, c.rdb, []string{batchJobKey(id), credentialKey(id)},
+		owner, formatTime(created), formatTime(time.Now()), failure, c.opts.Retention.Milliseconds()).Result()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	v := viewOf(info)
-	if v.State.Final() {
-		return nil
+	rec, err := parseBatchJob(id, res)
+	if err != nil {
+		return nil, err
 	}
-	if err := c.rdb.Set(ctx, cancelKey(id), v.Owner, c.opts.Retention+spec.Timeout).Err(); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	// Best effort: the worker would get there anyway, later.
+	switch {
+	case rec.State == StateCancelled && rec.TaskID == "":
+		_ = c.inspector.DeleteTask(QueueBatch, id)
+	case rec.State == StateActive && rec.TaskID == "":
+		_ = c.inspector.RunTask(QueueBatch, id) // a submit waiting to retry
+	case rec.State == StateActive:
+		_ = c.inspector.RunTask(QueuePoll, PollTaskID(id, rec.Round))
 	}
-	return c.stop(spec.Queue, id, v.State)
+	c.opts.Logger.InfoContext(ctx, "batch job cancel requested", slog.String("job_id", id), slog.String("state", string(rec.State)))
+	return c.Wait(ctx, owner, id, cancelWait, nil)
 }
 
-// stop archives a waiting job or cancels a running one.
-func (c *Client) stop(queue, id string, state State) error {
+// stop archives a waiting job, whose caller token it deletes, or cancels
+// a running one (whose worker deletes it).
+func (c *Client) stop(ctx context.Context, queue, id string, state State) error {
 	var err error
 	if state == StateActive {
 		if err = c.inspector.CancelProcessing(id); err == nil {
@@ -88,6 +99,11 @@ func (c *Client) stop(queue, id string, state State) error {
 		}
 	} else {
 		err = c.inspector.ArchiveTask(queue, id)
+		if err == nil {
+			if derr := DropCredential(ctx, c.rdb, id); derr != nil {
+				return fmt.Errorf("%w: %v", ErrUnavailable, derr)
+			}
+		}
 		if errors.Is(err, asynq.ErrTaskNotFound) {
 			return nil
 		}

@@ -34,6 +34,14 @@ type Options struct {
 	WaitReplicas int
 	// WaitTimeout bounds the wait for WaitReplicas. Default: 1s.
 	WaitTimeout time.Duration
+	// Deadline, when set, shortens every job's deadline (Spec.Deadline)
+	// to at most this. Default: each type's own.
+	Deadline time.Duration
+	// ServiceTokenStatus lets query_task_status ask the platform, with the
+	// service token, about a task that no batch job of mcpjobs submitted
+	// (a confused deputy unless every identity may see every task).
+	// Default: false: such a query needs the caller's auth_token.
+	ServiceTokenStatus bool
 }
 
 func (o Options) withDefaults() Options {
@@ -86,10 +94,14 @@ type EnqueueOption func(*enqueueOptions)
 type enqueueOptions struct {
 	credential     string
 	idempotencyKey string
+	// credentialOf names another job whose caller token this job uses
+	// (a status query of a batch job's task); it is not this job's to drop.
+	credentialOf string
 }
 
 // WithCredential makes the job use the caller's own platform token instead
-// of the shared one. The token is stored apart from the payload.
+// of the shared one. The token is stored apart from the payload, only once
+// the job is known to be new, until the job ends or its deadline passes.
 func WithCredential(token string) EnqueueOption {
 	return func(o *enqueueOptions) { o.credential = token }
 }
@@ -105,7 +117,7 @@ func WithIdempotencyKey(key string) EnqueueOption {
 // that fails validation returns an error that wraps ErrInvalid, and nothing
 // is enqueued.
 func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...EnqueueOption) (*View, error) {
-	if owner == "" || owner == sharedOwner {
+	if owner == "" {
 		return nil, fmt.Errorf("jobs: enqueue without an owner")
 	}
 	var eo enqueueOptions
@@ -126,14 +138,25 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...E
 	if eo.idempotencyKey != "" {
 		sum := sha256.Sum256([]byte(owner + "\x00" + eo.idempotencyKey))
 		id = spec.Kind + "-" + hex.EncodeToString(sum[:16])
+		// The same key: answer the job it made, and store nothing (a
+		// different auth_token must not replace the job's).
+		if v, err := c.Get(ctx, owner, id); err == nil {
+			return v, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
 	}
-	v, created, err := c.enqueue(ctx, owner, spec, id, p, eo.credential)
+	v, created, err := c.enqueue(ctx, owner, spec, id, p, eo)
 	if err != nil {
 		return nil, err
 	}
 	if !created {
-		// The same idempotency key: answer the job it made.
-		return c.Get(ctx, owner, id)
+		// The same idempotency key, enqueued meanwhile.
+		v, err := c.Get(ctx, owner, id)
+		if err != nil {
+			return nil, &UncertainError{JobID: id, Err: err}
+		}
+		return v, nil
 	}
 	return v, nil
 }
@@ -144,8 +167,10 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...E
 // The owner's index is written first, so that a job whose enqueue outcome
 // is unknown (Redis stalled after receiving it) can still be found with
 // list_jobs; index entries of jobs that never came to be are dropped when
-// listed.
-func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string, p any, credential string) (v *View, created bool, err error) {
+// listed. A caller's token is written with SET NX, so that it never
+// replaces the token of a job that has this ID already, and deleted when
+// the enqueue is refused, conflicts or its outcome is unknown.
+func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string, p any, eo enqueueOptions) (v *View, created bool, err error) {
 	body, err := json.Marshal(p)
 	if err != nil {
 		return nil, false, fmt.Errorf("jobs: encode %s payload: %w", spec.Type, err)
@@ -154,15 +179,34 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 	defer cancel()
 	now := time.Now().UTC()
 	headers := map[string]string{headerOwner: owner, headerCreatedAt: now.Format(time.RFC3339Nano)}
-	if credential != "" {
+	if c.opts.Deadline > 0 && (spec.Deadline <= 0 || c.opts.Deadline < spec.Deadline) {
+		spec.Deadline = c.opts.Deadline
+	}
+	if spec.Deadline > 0 {
+		headers[headerDeadline] = now.Add(spec.Deadline).Format(time.RFC3339Nano)
+	}
+	credential := eo.credential
+	switch {
+	case credential != "":
 		headers[HasCredential] = "1"
-		ttl := c.opts.Retention + time.Duration(spec.MaxRetry+1)*spec.Timeout
-		if err := saveCredential(ctx, c.rdb, id, credential, ttl); err != nil {
+		stored, err := saveCredential(ctx, c.rdb, id, credential, spec.Deadline)
+		if err != nil {
 			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
+		if !stored {
+			return nil, false, nil // a job with this ID has its own token
+		}
+	case eo.credentialOf != "":
+		headers[HasCredential] = eo.credentialOf
 	}
-	if owner != sharedOwner {
+	dropCredential := func(ctx context.Context) {
+		if credential != "" {
+			_ = DropCredential(ctx, c.rdb, id)
+		}
+	}
+	if spec.Type != TypeBatchStatus { // status queries are not listed
 		if err := c.index(ctx, owner, id, now); err != nil {
+			dropCredential(context.WithoutCancel(ctx))
 			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
@@ -170,6 +214,7 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 	_, err = c.enqueuer.EnqueueContext(ctx, task, spec.options(id, c.opts.Retention)...)
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
+		dropCredential(ctx)
 		return nil, false, nil
 	case err != nil:
 		// asynq does not say whether Redis received the task: look.
@@ -180,11 +225,12 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 		case lerr == nil:
 			// It is queued after all.
 		case isNotFound(lerr):
-			if credential != "" {
-				_ = DropCredential(lctx, c.rdb, id)
-			}
+			dropCredential(lctx)
 			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		default:
+			// Unknown: should the job exist, it fails for want of the
+			// token rather than keep a secret nobody may ever clean up.
+			dropCredential(lctx)
 			return nil, false, &UncertainError{JobID: id, Err: err}
 		}
 	}
@@ -296,25 +342,53 @@ func (c *Client) lookup(ctx context.Context, queue, id string) error {
 }
 
 // Get returns the view of a job owned by owner. An unknown job and another
-// owner's job both return ErrNotFound.
+// owner's job both return ErrNotFound. A batch job's state is its
+// record's, which outlives the submit task.
 func (c *Client) Get(ctx context.Context, owner, id string) (*View, error) {
 	spec, ok := specForID(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
+	var rec *BatchJob
+	if spec.Type == TypeBatchSubmit {
+		var err error
+		if rec, err = LoadBatchJob(ctx, c.rdb, id); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if rec != nil && rec.Owner != owner {
+			return nil, ErrNotFound
+		}
+	}
 	info, err := c.taskInfo(ctx, spec.Queue, id)
 	if isNotFound(err) {
+		if rec != nil {
+			return batchView(rec, nil), nil
+		}
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	v := viewOf(info)
-	if v.Owner != owner && v.Owner != sharedOwner {
+	if v.Owner != owner {
 		return nil, ErrNotFound
 	}
-	if err := c.enrich(ctx, v, info); err != nil {
-		return nil, err
+	if rec != nil {
+		return batchView(rec, info), nil
+	}
+	if spec.Type == TypeBatchSubmit && !v.State.Final() {
+		// Not begun yet: pending whatever asynq's state (a submit that
+		// failed before it began is retried as pending).
+		v.State, v.Attempts = StatePending, 0
+	}
+	if info.State == asynq.TaskStateArchived {
+		cancelled, err := c.isCancelled(ctx, v.JobID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if cancelled {
+			v.State, v.Error = StateCancelled, &Failure{Class: "cancelled", Message: "cancelled by its owner"}
+		}
 	}
 	return v, nil
 }
@@ -345,8 +419,13 @@ func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, pr
 		case <-recheck.C:
 		case <-announced:
 			// The worker announces before asynq records the outcome, so
-			// the state may still read active for a moment.
-			v, err = c.settle(ctx, owner, id)
+			// the state may still read active for a moment; a batch
+			// job's record is written before its announcement.
+			if isBatchJob(id) {
+				v, err = c.Get(ctx, owner, id)
+			} else {
+				v, err = c.settle(ctx, owner, id)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -387,6 +466,12 @@ func (c *Client) settle(ctx context.Context, owner, id string) (*View, error) {
 		}
 		delay = min(2*delay, 50*time.Millisecond)
 	}
+}
+
+// isBatchJob reports whether a job ID names a batch job.
+func isBatchJob(id string) bool {
+	spec, _ := specForID(id)
+	return spec.Type == TypeBatchSubmit
 }
 
 var _ io.Closer = (*Client)(nil)

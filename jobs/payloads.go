@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -139,36 +138,29 @@ func CheckTaskID(field, id string) error {
 	return nil
 }
 
-// BatchTaskPayload names a platform batch task: the body of status, poll
-// and cancel jobs.
+// BatchTaskPayload names a platform batch task: the body of status jobs.
 type BatchTaskPayload struct {
 	TaskID string `json:"task_id"`
-	// SubmitJobID is the submit job that started the task, if this system
-	// submitted it.
-	SubmitJobID string `json:"submit_job_id,omitempty"`
-	// Since is when following the task began (poll jobs).
-	Since time.Time `json:"since,omitzero"`
 }
 
-// pollPayload, statusPayload and cancelPayload give BatchTaskPayload the
-// task type of each job that carries it.
-type (
-	pollPayload   struct{ BatchTaskPayload }
-	statusPayload struct{ BatchTaskPayload }
-	cancelPayload struct{ BatchTaskPayload }
-)
+// statusPayload gives BatchTaskPayload the task type of a status job.
+type statusPayload struct{ BatchTaskPayload }
 
-func (pollPayload) TaskType() string   { return TypeBatchPoll }
 func (statusPayload) TaskType() string { return TypeBatchStatus }
-func (cancelPayload) TaskType() string { return TypeBatchCancel }
 
 // Validate implements Payload.
 func (p BatchTaskPayload) Validate() error { return CheckTaskID("task_id", p.TaskID) }
 
-// PollJobID is the ID of the job that follows platform task taskID.
-func PollJobID(taskID string) string { return "poll-" + taskID }
-
-// statusJobID is the ID of the shared status job for taskID in a time bucket.
-func statusJobID(taskID string, bucket int64) string {
-	return fmt.Sprintf("status-%s-%d", taskID, bucket)
+// PollPayload is the body of one scheduled check of a batch job.
+type PollPayload struct {
+	// JobID is the batch job followed.
+	JobID string `json:"job_id"`
+	// TaskID is its platform task.
+	TaskID string `json:"task_id"`
+	// Round numbers the checks of one job from 1.
+	Round int `json:"round"`
 }
+
+// PollTaskID is the task ID of check round n of a batch job: one ID per
+// round, so that a round that runs twice cannot fork the chain.
+func PollTaskID(jobID string, n int) string { return fmt.Sprintf("poll-%s-%d", jobID, n) }

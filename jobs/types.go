@@ -17,7 +17,6 @@ const (
 	TypeBatchSubmit = "batch:submit"
 	TypeBatchPoll   = "batch:poll"
 	TypeBatchStatus = "batch:status"
-	TypeBatchCancel = "batch:cancel"
 )
 
 // Queue names. Interactive tools, batch submits and batch polls run in
@@ -40,6 +39,7 @@ var Queues = map[string]int{
 const (
 	headerOwner     = "owner"
 	headerCreatedAt = "created_at"
+	headerDeadline  = "deadline"
 )
 
 // Spec is how one job type is enqueued.
@@ -56,22 +56,35 @@ type Spec struct {
 	Timeout time.Duration
 	// Retention, when set, replaces the client's retention for this type.
 	Retention time.Duration
+	// Deadline bounds a job's whole life from its enqueue: retries that
+	// use up no attempts (an auth outage, a rate limit) stop there, the
+	// job fails with its last error, and a caller's auth_token expires.
+	Deadline time.Duration
 }
 
 // specs lists every job type. The platform's own calls may take minutes
-// (client timeout 120 s), so an attempt gets a little more than that.
+// (client timeout 120 s), so an attempt gets a little more than that. A
+// batch job's life is its batch's: its deadline is how long the batch is
+// followed (BatchDeadline).
 var specs = []Spec{
-	{Type: TypeAspect, Kind: "aspect", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second},
-	{Type: TypeBigQuery, Kind: "query", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second},
-	{Type: TypeDAG, Kind: "dag", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second},
-	{Type: TypeBatchStatus, Kind: "status", Queue: QueueInteractive, MaxRetry: 10, Timeout: 150 * time.Second, Retention: 10 * time.Minute},
-	{Type: TypeBatchSubmit, Kind: "submit", Queue: QueueBatch, MaxRetry: 50, Timeout: 150 * time.Second},
-	{Type: TypeBatchCancel, Kind: "cancel", Queue: QueueBatch, MaxRetry: 50, Timeout: 150 * time.Second},
-	// A poll job follows a batch task until it ends: its waits between
-	// polls and the platform's transient errors use up no retries; it
-	// stops at the poll deadline (Options.PollDeadline).
-	{Type: TypeBatchPoll, Kind: "poll", Queue: QueuePoll, MaxRetry: 25, Timeout: 150 * time.Second},
+	{Type: TypeAspect, Kind: "aspect", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second, Deadline: InteractiveDeadline},
+	{Type: TypeBigQuery, Kind: "query", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second, Deadline: InteractiveDeadline},
+	{Type: TypeDAG, Kind: "dag", Queue: QueueInteractive, MaxRetry: 25, Timeout: 150 * time.Second, Deadline: InteractiveDeadline},
+	{Type: TypeBatchStatus, Kind: "status", Queue: QueueInteractive, MaxRetry: 10, Timeout: 150 * time.Second, Retention: 10 * time.Minute, Deadline: 10 * time.Minute},
+	{Type: TypeBatchSubmit, Kind: "submit", Queue: QueueBatch, MaxRetry: 50, Timeout: 150 * time.Second, Deadline: BatchDeadline},
+	// A poll is one scheduled check of a batch job's platform task; the
+	// chain of checks is the batch job's (see PollTaskID). It returns an
+	// error only when Redis fails it.
+	{Type: TypeBatchPoll, Kind: "poll", Queue: QueuePoll, MaxRetry: 25, Timeout: 150 * time.Second, Retention: time.Minute, Deadline: BatchDeadline},
 }
+
+// Job deadlines (Spec.Deadline).
+const (
+	// InteractiveDeadline bounds an aspect, query or DAG job.
+	InteractiveDeadline = 2 * time.Hour
+	// BatchDeadline bounds a batch job: how long its batch is followed.
+	BatchDeadline = 7 * 24 * time.Hour
+)
 
 // SpecFor returns the spec of a task type.
 func SpecFor(taskType string) (Spec, bool) {
@@ -140,3 +153,16 @@ func (s Spec) options(id string, retention time.Duration) []asynq.Option {
 
 // OwnerOf returns the identity that owns a task's job.
 func OwnerOf(t *asynq.Task) string { return t.Headers()[headerOwner] }
+
+// DeadlineOf returns the deadline of a task's job, or the zero time for a
+// task enqueued without one.
+func DeadlineOf(t *asynq.Task) time.Time {
+	d, _ := time.Parse(time.RFC3339Nano, t.Headers()[headerDeadline])
+	return d
+}
+
+// CreatedAtOf returns when a task's job was enqueued, or the zero time.
+func CreatedAtOf(t *asynq.Task) time.Time {
+	d, _ := time.Parse(time.RFC3339Nano, t.Headers()[headerCreatedAt])
+	return d
+}

@@ -3,7 +3,6 @@ package jobs
 import (
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -44,9 +43,12 @@ type View struct {
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	CreatedAt     *time.Time `json:"created_at,omitempty"`
 	CompletedAt   *time.Time `json:"completed_at,omitempty"`
-	// Batch is, for batch jobs, the latest known status of the platform
-	// task they handle.
-	Batch *BatchRecord `json:"batch,omitempty"`
+	// Batch is, for a batch job whose submit the platform answered, its
+	// platform task: task_id, the platform's state and progress.
+	Batch *BatchStatus `json:"batch,omitempty"`
+	// CancelRequested is true while the worker carries out a cancel_job
+	// of a batch job that has not ended yet.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 	// Owner is the identity that created the job; never shown.
 	Owner string `json:"-"`
 }
@@ -76,12 +78,7 @@ func viewOf(info *asynq.TaskInfo) *View {
 	case asynq.TaskStateRetry:
 		v.State, v.Attempts = StateRetry, info.Retried
 		v.NextAttemptAt = timePtr(info.NextProcessAt)
-		if info.Type == TypeBatchPoll && strings.HasPrefix(info.LastErr, PollWaitPrefix) {
-			// A poll job between two polls: scheduled, not failing.
-			v.State = StateScheduled
-		} else {
-			v.Error = &Failure{Message: info.LastErr}
-		}
+		v.Error = &Failure{Message: info.LastErr}
 	case asynq.TaskStateCompleted:
 		v.State, v.Attempts = StateCompleted, info.Retried+1
 		res := rec.Result
@@ -119,6 +116,15 @@ func isNotFound(err error) bool {
 	return errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound)
 }
 
-// PollWaitPrefix starts the message of a poll job that waits for its next
-// poll (asynq keeps such a job in its retry set).
-const PollWaitPrefix = "batch task still running"
+// BatchStatus is a batch job's platform task as the job view shows it.
+type BatchStatus struct {
+	TaskID string `json:"task_id"`
+	// State is the platform's state: QUEUED, RUNNING, SUCCEEDED, FAILED
+	// or CANCELLED; empty until the first check.
+	State    string `json:"state,omitempty"`
+	Progress int    `json:"progress"`
+	// Status is the platform's latest status object, as it answered it.
+	Status json.RawMessage `json:"status,omitempty"`
+	// ObservedAt is when a worker read it.
+	ObservedAt *time.Time `json:"observed_at,omitempty"`
+}

@@ -689,16 +689,12 @@ func statusMessage(v *jobs.View) string {
 }
 
 // batchMessage is the platform's progress of a batch task.
-func batchMessage(b *jobs.BatchRecord) string {
+func batchMessage(b *jobs.BatchStatus) string {
 	var st struct {
-		Progress *float64 `json:"progress"`
-		Message  string   `json:"message"`
+		Message string `json:"message"`
 	}
 	_ = json.Unmarshal(b.Status, &st)
-	msg := "platform task " + b.TaskID + " is " + b.State
-	if st.Progress != nil {
-		msg += fmt.Sprintf(", progress %g%%", *st.Progress)
-	}
+	msg := fmt.Sprintf("platform task %s is %s, progress %d%%", b.TaskID, b.State, b.Progress)
 	if st.Message != "" {
 		msg += ": " + st.Message
 	}
@@ -712,8 +708,8 @@ func lastUpdated(v *jobs.View, created time.Time) time.Time {
 			t = *c
 		}
 	}
-	if v.Batch != nil && v.Batch.ObservedAt.After(t) {
-		t = v.Batch.ObservedAt
+	if v.Batch != nil && v.Batch.ObservedAt != nil && v.Batch.ObservedAt.After(t) {
+		t = *v.Batch.ObservedAt
 	}
 	return t
 }

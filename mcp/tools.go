@@ -142,7 +142,9 @@ func (s *Server) enqueueAndWait(ctx context.Context, req mcpgo.CallToolRequest, 
 	if wait > 0 {
 		waited, err := s.opts.Jobs.Wait(ctx, owner, v.JobID, wait, progressReporter(ctx, req, wait))
 		if err != nil {
-			return toolError(err), nil
+			// The job is queued: name it, so that a retry does not make
+			// a second one.
+			return toolError(fmt.Errorf("job %s is queued, but waiting for it failed: %w; fetch it with get_job(%q) instead of calling again", v.JobID, err, v.JobID)), nil
 		}
 		v = waited
 	}

@@ -108,7 +108,7 @@ func (s *Server) handleDAG(ctx context.Context, req mcpgo.CallToolRequest) (*mcp
 func submitTool() mcpgo.Tool {
 	return mcpgo.NewTool("submit_batch_task",
 		mcpgo.WithToolTitle("Submit a batch task"),
-		mcpgo.WithDescription("Submit a long batch task (code run on the platform, writing its output to a path). The task reaches the platform exactly once, however often the submit is retried; pass idempotency_key to make repeating this call safe (the same key answers the same job). When the submit job completes, its result holds the platform's task_id and a poll job that follows the task to its end; check it with query_task_status(task_id) or get_job(job_id), whose view shows the latest batch status. Cancel with cancel_job."),
+		mcpgo.WithDescription("Submit a long batch task (code run on the platform, writing its output to a path) as one job whose state is the batch's: pending until the submit starts; active from the submit until the platform reports an end (the view's batch holds the platform's task_id, state and progress); then completed (result.data is the platform's final status, with result.output_uri), failed (the batch failed, or the submit was refused: see error) or cancelled. wait_seconds and get_job(job_id, wait_seconds) wait for that end. The task reaches the platform exactly once, however often the submit is retried; pass idempotency_key to make repeating this call safe (the same key answers the same job). cancel_job cancels the platform task too, whatever the job's state."),
 		mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("A name for the task, e.g. aspect-beijing-2026."), mcpgo.MinLength(1), mcpgo.MaxLength(jobs.MaxNameLength)),
 		mcpgo.WithString("code", mcpgo.Required(), mcpgo.Description("The task's code. At most 256 KiB."), mcpgo.MinLength(1), mcpgo.MaxLength(jobs.MaxCodeBytes)),
 		mcpgo.WithObject("output", mcpgo.Required(), mcpgo.Description("Where the task writes its result."),
@@ -167,10 +167,11 @@ func (s *Server) handleSubmit(ctx context.Context, req mcpgo.CallToolRequest) (*
 func statusTool() mcpgo.Tool {
 	return mcpgo.NewTool("query_task_status",
 		mcpgo.WithToolTitle("Batch task status"),
-		mcpgo.WithDescription("Get the status of a platform batch task (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, with progress, message, and result or error): from the status recorded by this system when it is younger than max_age_seconds or final, else by asking the platform once (concurrent queries share one call). Works for tasks submitted elsewhere too. The status is the job view's result.data."),
-		mcpgo.WithString("task_id", mcpgo.Required(), mcpgo.Description("The platform's batch task ID, e.g. bt-7f3a…, from submit_batch_task's result."), mcpgo.MinLength(1), mcpgo.MaxLength(128)),
+		mcpgo.WithDescription("Get the status of a platform batch task (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, with progress, message, and result or error). For a task one of your submit_batch_task jobs started: from its job's record when younger than max_age_seconds or final, else by asking the platform once (your concurrent queries share one call). For any other task, pass auth_token: the platform is asked with your own token (unless the operator lets the service token answer for tasks nobody submitted here). The status is the job view's result.data."),
+		mcpgo.WithString("task_id", mcpgo.Required(), mcpgo.Description("The platform's batch task ID, e.g. bt-7f3a…, from a submit_batch_task job's batch.task_id."), mcpgo.MinLength(1), mcpgo.MaxLength(128)),
 		mcpgo.WithNumber("max_age_seconds", mcpgo.Description("How old a recorded status may be to be answered without asking the platform (default 10, at most 86400; 0 always asks)."),
 			mcpgo.Min(0), mcpgo.Max(MaxMaxAgeSeconds), mcpgo.DefaultNumber(DefaultMaxAgeSeconds)),
+		authTokenOption(),
 		waitSecondsOption(),
 		mcpgo.WithRawOutputSchema(viewSchema),
 		mcpgo.WithReadOnlyHintAnnotation(true),
@@ -181,6 +182,7 @@ func statusTool() mcpgo.Tool {
 type statusArgs struct {
 	TaskID        string   `json:"task_id"`
 	MaxAgeSeconds *float64 `json:"max_age_seconds"`
+	AuthToken     string   `json:"auth_token"`
 	WaitSeconds   *float64 `json:"wait_seconds"`
 }
 
@@ -200,11 +202,14 @@ func (s *Server) handleStatus(ctx context.Context, req mcpgo.CallToolRequest) (*
 	if maxAge < 0 || maxAge > MaxMaxAgeSeconds || maxAge != maxAge {
 		return toolError(&jobs.FieldError{Field: "max_age_seconds", Problem: fmt.Sprintf("must be between 0 and %d, got %v", MaxMaxAgeSeconds, maxAge)}), nil
 	}
+	if err := checkAuthToken(a.AuthToken); err != nil {
+		return toolError(err), nil
+	}
 	owner := IdentityFrom(ctx)
 	if AsTask(ctx) {
 		wait = 0
 	}
-	v, err := s.opts.Jobs.QueryStatus(ctx, owner, a.TaskID, time.Duration(maxAge*float64(time.Second)), wait, progressReporter(ctx, req, wait))
+	v, err := s.opts.Jobs.QueryStatus(ctx, owner, a.TaskID, time.Duration(maxAge*float64(time.Second)), wait, a.AuthToken, progressReporter(ctx, req, wait))
 	if err != nil {
 		return toolError(err), nil
 	}
@@ -217,7 +222,7 @@ func (s *Server) handleStatus(ctx context.Context, req mcpgo.CallToolRequest) (*
 func getJobTool() mcpgo.Tool {
 	return mcpgo.NewTool("get_job",
 		mcpgo.WithToolTitle("Get a job"),
-		mcpgo.WithDescription("Get one of your jobs by job_id: its state, and its result or error once it ended; batch jobs also show the latest status of their platform task. With wait_seconds, wait up to that long for the job to end first."),
+		mcpgo.WithDescription("Get one of your jobs by job_id: its state, and its result or error once it ended. A batch job (submit_batch_task) is active while its batch runs, with batch {task_id, state, progress}, and ends completed, failed or cancelled as the batch did. With wait_seconds, wait up to that long for the job to end first."),
 		mcpgo.WithString("job_id", mcpgo.Required(), mcpgo.Description("The job's ID, as a tool answered it."), mcpgo.MinLength(1), mcpgo.MaxLength(200)),
 		mcpgo.WithNumber("wait_seconds", mcpgo.Description("How long to wait for the job to end, 0–60 seconds (default 0: answer at once)."),
 			mcpgo.Min(0), mcpgo.Max(MaxWaitSeconds), mcpgo.DefaultNumber(0)),
@@ -297,7 +302,7 @@ func (s *Server) handleListJobs(ctx context.Context, req mcpgo.CallToolRequest) 
 func cancelJobTool() mcpgo.Tool {
 	return mcpgo.NewTool("cancel_job",
 		mcpgo.WithToolTitle("Cancel a job"),
-		mcpgo.WithDescription("Cancel one of your jobs: a waiting job is removed, a running one is stopped, and a batch job (submit or poll) also cancels its task on the platform. Answers the job view (state cancelled); a job that already ended is answered as it is."),
+		mcpgo.WithDescription("Cancel one of your jobs: a waiting job is removed, a running one is stopped. A batch job's platform task is cancelled too, whatever the job's state (before its submit, while the submit is in flight, while the batch runs); the answer is the job's view after a short wait: cancelled, or still active with cancel_requested true while the worker carries it out (within one check interval), or completed/failed if the batch ended first. A job that already ended is answered as it is."),
 		mcpgo.WithString("job_id", mcpgo.Required(), mcpgo.Description("The job's ID."), mcpgo.MinLength(1), mcpgo.MaxLength(200)),
 		mcpgo.WithRawOutputSchema(viewSchema),
 		mcpgo.WithDestructiveHintAnnotation(true),

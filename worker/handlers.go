@@ -92,16 +92,27 @@ func (w *Worker) fail(ctx context.Context, t *asynq.Task, err error, start time.
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return err // shutdown or cancellation: see the cancellation middleware
 	}
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	if retryable(err) && !(retried >= maxRetry && isFailure(err)) {
+	if !w.final(ctx, err, jobs.DeadlineOf(t)) {
 		return err
 	}
 	w.recordFailure(ctx, t, failureOf(err), start)
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+}
+
+// final reports whether a failed attempt ends its job, whatever the error's
+// class: a permanent error, the retries used up by errors that are the
+// job's fault, or the job's deadline passed (an auth outage or a rate limit
+// uses up no retries, so only the deadline bounds them).
+func (w *Worker) final(ctx context.Context, err error, deadline time.Time) bool {
 	if !retryable(err) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return true
 	}
-	return err
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if retried >= maxRetry && isFailure(err) {
+		return true
+	}
+	return !deadline.IsZero() && time.Now().After(deadline)
 }
 
 // recordFailure stores why a job failed for good.
@@ -114,9 +125,10 @@ func (w *Worker) recordFailure(ctx context.Context, t *asynq.Task, f jobs.Failur
 	w.ended(ctx, t, id)
 }
 
-// ended cleans up after a job that will not run again.
+// ended cleans up after a job that will not run again: it deletes the
+// caller's token the job was given (not one it borrows from a batch job).
 func (w *Worker) ended(ctx context.Context, t *asynq.Task, id string) {
-	if t.Headers()[jobs.HasCredential] == "" {
+	if _, own := jobs.CredentialJob(t); !own {
 		return
 	}
 	if err := jobs.DropCredential(context.WithoutCancel(ctx), w.rdb, id); err != nil {
@@ -127,8 +139,7 @@ func (w *Worker) ended(ctx context.Context, t *asynq.Task, id string) {
 // call makes a platform call with the caller's own token when the job has
 // one (never refreshed), else with the shared token, refreshed once on 40003.
 func (w *Worker) call(ctx context.Context, t *asynq.Task, op intranet.Operation, body any, opts ...intranet.CallOption) (*intranet.Response, error) {
-	if t.Headers()[jobs.HasCredential] != "" {
-		id := t.ResultWriter().TaskID()
+	if id, _ := jobs.CredentialJob(t); id != "" {
 		own, err := jobs.Credential(ctx, w.rdb, id)
 		if err != nil {
 			return nil, fmt.Errorf("read caller credential: %w", err)
@@ -181,7 +192,7 @@ func (w *Worker) authError(ctx context.Context, err error) error {
 // retryable reports whether another attempt may succeed.
 func retryable(err error) bool {
 	switch {
-	case errors.Is(err, errCallerTokenExpired), errors.Is(err, errCallerTokenMissing):
+	case errors.Is(err, errCallerTokenExpired), errors.Is(err, errCallerTokenMissing), errors.Is(err, errNoTaskID):
 		return false
 	case errors.Is(err, errAuthUnavailable), errors.Is(err, errHandedBack):
 		return true

@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 	"github.com/mcpjobs/mcpjobs/worker/token"
 )
@@ -16,6 +17,7 @@ import (
 type metrics struct {
 	callDuration *prometheus.HistogramVec
 	finished     *prometheus.CounterVec
+	batchEnded   *prometheus.CounterVec
 	lockWait     prometheus.Histogram
 	parked       prometheus.Gauge
 }
@@ -31,8 +33,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"operation", "outcome"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpjobs_jobs_finished_total",
-			Help: "Job attempts that ended, by task type and outcome (completed, failed, cancelled, retry, rescheduled, handed_back).",
+			Help: "Job attempts that ended, by task type and outcome (completed, failed, cancelled, retry, handed_back).",
 		}, []string{"type", "outcome"}),
+		batchEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpjobs_batch_jobs_ended_total",
+			Help: "Batch jobs that ended, by final state (completed, failed, cancelled).",
+		}, []string{"state"}),
 		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mcpjobs_token_lock_wait_seconds",
 			Help:    "Time a token refresh waited for another replica's refresh.",
@@ -44,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.callDuration, m.finished, m.lockWait, m.parked)
+		reg.MustRegister(m.callDuration, m.finished, m.batchEnded, m.lockWait, m.parked)
 	}
 	return m
 }
@@ -95,12 +101,9 @@ func (m *metrics) observeCall(op intranet.Operation, took time.Duration, err err
 
 // observeEnd records how a job attempt ended.
 func (m *metrics) observeEnd(taskType string, err error, retried, maxRetry int) {
-	var wait *pollWait
 	outcome := "completed"
 	switch {
 	case err == nil:
-	case errors.As(err, &wait):
-		outcome = "rescheduled"
 	case errors.Is(err, errCancelled):
 		outcome = "cancelled"
 	case errors.Is(err, errHandedBack):
@@ -111,4 +114,9 @@ func (m *metrics) observeEnd(taskType string, err error, retried, maxRetry int) 
 		outcome = "retry"
 	}
 	m.finished.WithLabelValues(taskType, outcome).Inc()
+}
+
+// observeBatchEnd records a batch job that ended.
+func (m *metrics) observeBatchEnd(state jobs.State) {
+	m.batchEnded.WithLabelValues(string(state)).Inc()
 }

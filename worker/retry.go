@@ -47,10 +47,6 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // Retries that are not the job's fault (see isFailure) do not raise n, so
 // their delays are fixed.
 func (p RetryPolicy) Delay(n int, err error, _ *asynq.Task) time.Duration {
-	var wait *pollWait
-	if errors.As(err, &wait) {
-		return wait.delay
-	}
 	if errors.Is(err, errHandedBack) {
 		// Back to the queue at once, for a replica whose credentials work.
 		return jitter(100 * time.Millisecond)
@@ -90,16 +86,17 @@ func jitter(d time.Duration) time.Duration {
 // isFailure is asynq's IsFailure: errors that are not the job's fault (a
 // rate limit, the platform's auth being down or refusing the service
 // account, a shutdown) retry without using up the job's retries, so an
-// outage of any length archives nothing.
+// outage archives nothing until the job's deadline (see Worker.final). A
+// final error (SkipRetry) is always a failure: asynq never archives a job
+// whose error is not one.
 func isFailure(err error) bool {
+	if errors.Is(err, asynq.SkipRetry) {
+		return true
+	}
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	if errors.Is(err, errAuthUnavailable) || errors.Is(err, errHandedBack) {
-		return false
-	}
-	var wait *pollWait
-	if errors.As(err, &wait) {
 		return false
 	}
 	var ie *intranet.Error

@@ -119,7 +119,6 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 	w.mux.HandleFunc(jobs.TypeBatchSubmit, w.handleSubmit)
 	w.mux.HandleFunc(jobs.TypeBatchPoll, w.handlePoll)
 	w.mux.HandleFunc(jobs.TypeBatchStatus, w.handleStatus)
-	w.mux.HandleFunc(jobs.TypeBatchCancel, w.handleCancel)
 	w.asynqCfg = asynq.Config{
 		Concurrency:     cfg.Concurrency,
 		Queues:          jobs.Queues,

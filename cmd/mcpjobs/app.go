@@ -35,6 +35,9 @@ type app struct {
 	stderr io.Writer
 	// retention is how long finished jobs stay readable (--retention).
 	retention time.Duration
+	// statusServiceToken lets query_task_status use the service token for
+	// tasks not submitted through mcpjobs (--status-service-token).
+	statusServiceToken bool
 }
 
 func newApp(name string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) (*app, error) {

@@ -23,6 +23,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 	simAddr := fs.String("sim-addr", "127.0.0.1:8081", "address of the simulator (unless INTRANET_BASE_URL is set)")
 	stateDir := fs.String("state-dir", devStateDir, "folder for the local redis-server's append-only data")
 	webAddr := fs.String("web-addr", "127.0.0.1:8090", "address of the operator site: /monitoring (asynqmon), /metrics, /healthz, /readyz")
+	fs.BoolVar(&a.statusServiceToken, "status-service-token", false, "let query_task_status ask the platform with the service token about batch tasks not submitted through mcpjobs, for every identity (default: off: callers pass their own auth_token)")
 	var wf workerFlags
 	wf.register(fs)
 	fs.IntVar(&a.cfg.RedisWaitReplicas, "redis-wait-replicas", a.cfg.RedisWaitReplicas, "Redis replicas that must acknowledge a job before its job_id is handed out (REDIS_WAIT_REPLICAS; see docs/reliability.md)")

@@ -25,6 +25,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 	redisURL := fs.String("redis-url", orDefault(a.cfg.RedisURL, defaultRedisURL), "Redis URL (REDIS_URL)")
 	fs.DurationVar(&a.retention, "retention", 24*time.Hour, "how long finished jobs stay readable")
 	fs.IntVar(&a.cfg.RedisWaitReplicas, "redis-wait-replicas", a.cfg.RedisWaitReplicas, "Redis replicas that must acknowledge a job before its job_id is handed out (REDIS_WAIT_REPLICAS; see docs/reliability.md)")
+	fs.BoolVar(&a.statusServiceToken, "status-service-token", false, "let query_task_status ask the platform with the service token about batch tasks not submitted through mcpjobs, for every identity (default: off: callers pass their own auth_token)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at /metrics, and /healthz and /readyz (Redis answers), on this address, e.g. 127.0.0.1:9091 (default: off)")
 	var of oauthFlags
 	of.register(fs, a.cfg)
@@ -85,9 +86,10 @@ func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer, 
 		return nil, nil, err
 	}
 	jc := jobs.NewClient(rdb, jobs.Options{
-		Retention:    a.retention,
-		WaitReplicas: a.cfg.RedisWaitReplicas,
-		Logger:       a.log.With(slog.String("component", "jobs")),
+		Retention:          a.retention,
+		WaitReplicas:       a.cfg.RedisWaitReplicas,
+		ServiceTokenStatus: a.statusServiceToken,
+		Logger:             a.log.With(slog.String("component", "jobs")),
 	})
 	srv, err := mcp.New(mcp.Options{
 		Jobs:      jc,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -197,42 +198,47 @@ func TestInteractiveTools(t *testing.T) {
 	}
 }
 
+// TestBatchLifecycle: one job, one life. The submit_batch_task job is
+// active while its batch runs, waiting lasts until the batch ends, and the
+// job ends as the batch did.
 func TestBatchLifecycle(t *testing.T) {
-	s := newStack(t, simulator.Config{BatchDuration: time.Second})
+	s := newStack(t, simulator.Config{BatchDuration: 2 * time.Second})
 	alice := s.as(t, "alice")
 
-	submit := callView(t, alice, "submit_batch_task", submitArgs)
-	var sub struct {
-		TaskID    string `json:"task_id"`
-		PollJobID string `json:"poll_job_id"`
+	first := callView(t, alice, "submit_batch_task", withArgs(submitArgs, map[string]any{"wait_seconds": 0}))
+	if first.State != "pending" && first.State != "active" {
+		t.Errorf("right after the submit: %s", first.State)
 	}
-	submit.data(t, &sub)
-	if submit.State != "completed" || !strings.HasPrefix(sub.TaskID, "bt-") || sub.PollJobID == "" {
-		t.Fatalf("submit: %s %+v", submit.State, sub)
+	var running jobView
+	waitUntil(t, 10*time.Second, func() bool {
+		running = callView(t, alice, "get_job", map[string]any{"job_id": first.JobID})
+		return running.Batch != nil && running.Batch.State == "RUNNING"
+	})
+	if running.State != "active" || !strings.HasPrefix(running.Batch.TaskID, "bt-") {
+		t.Errorf("while the batch runs: %s %+v", running.State, running.Batch)
 	}
-	// The poll job follows the task to its end.
-	poll := callView(t, alice, "get_job", map[string]any{"job_id": sub.PollJobID, "wait_seconds": 30})
+	done := callView(t, alice, "get_job", map[string]any{"job_id": first.JobID, "wait_seconds": 30})
 	var st struct {
 		State  string         `json:"state"`
 		Result map[string]any `json:"result"`
 	}
-	poll.data(t, &st)
-	if poll.State != "completed" || st.State != "SUCCEEDED" || st.Result["output_uri"] == nil {
-		t.Fatalf("poll: %s %+v", poll.State, st)
+	done.data(t, &st)
+	if done.State != "completed" || done.Batch == nil || done.Batch.State != "SUCCEEDED" || st.State != "SUCCEEDED" || st.Result["output_uri"] == nil {
+		t.Fatalf("after the batch: %s %+v %+v", done.State, done.Batch, st)
 	}
-	// The submit job's view shows the final batch status; so does
-	// query_task_status, from the record.
-	again := callView(t, alice, "get_job", map[string]any{"job_id": submit.JobID})
-	if again.Batch == nil || again.Batch.State != "SUCCEEDED" {
-		t.Errorf("submit view batch = %+v", again.Batch)
-	}
+	// query_task_status answers from the job's record.
 	statusCalls := s.sim.Stats().Calls["batch_status"]
-	q := callView(t, alice, "query_task_status", map[string]any{"task_id": sub.TaskID})
+	q := callView(t, alice, "query_task_status", map[string]any{"task_id": done.Batch.TaskID})
 	q.data(t, &st)
 	if st.State != "SUCCEEDED" || s.sim.Stats().Calls["batch_status"] != statusCalls {
 		t.Errorf("query_task_status of a final task: %+v, status calls %d → %d", st, statusCalls, s.sim.Stats().Calls["batch_status"])
 	}
-	if n := s.sim.Stats().BatchSubmissions; n != 1 {
+	// A failing batch fails its job; submit_batch_task waits for the end.
+	failed := callView(t, alice, "submit_batch_task", withArgs(submitArgs, map[string]any{"name": "will-fail", "wait_seconds": 30}))
+	if failed.State != "failed" || failed.Error == nil || !strings.Contains(failed.Error.Message, "simulated failure") || failed.Batch.State != "FAILED" {
+		t.Errorf("failing batch: %s %+v %+v", failed.State, failed.Error, failed.Batch)
+	}
+	if n := s.sim.Stats().BatchSubmissions; n != 2 {
 		t.Errorf("batch_submissions = %d", n)
 	}
 	// list_jobs, newest first, with a state filter.
@@ -244,7 +250,7 @@ func TestBatchLifecycle(t *testing.T) {
 	if err := json.Unmarshal([]byte(text), &list); err != nil {
 		t.Fatal(err)
 	}
-	if list.Count < 2 || list.Jobs[0].JobID != sub.PollJobID || list.Jobs[1].JobID != submit.JobID {
+	if list.Count != 1 || list.Jobs[0].JobID != first.JobID {
 		t.Errorf("list_jobs: %s", text)
 	}
 }
@@ -282,8 +288,11 @@ func TestSubmitOnceThroughLostReplies(t *testing.T) {
 	if err := s.sim.SetFaults(simulator.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	v = callView(t, alice, "get_job", map[string]any{"job_id": v.JobID, "wait_seconds": 30})
-	if v.State != "completed" {
+	waitUntil(t, 20*time.Second, func() bool {
+		v = callView(t, alice, "get_job", map[string]any{"job_id": v.JobID})
+		return v.Batch != nil
+	})
+	if v.State != "active" {
 		t.Fatalf("submit: %s %+v", v.State, v.Error)
 	}
 	if st := s.sim.Stats(); st.BatchSubmissions != 1 {
@@ -291,42 +300,33 @@ func TestSubmitOnceThroughLostReplies(t *testing.T) {
 	}
 }
 
-// TestConcurrentStatusQueriesShareACall: 100 concurrent queries for a task
-// this system did not submit cost at most 2 platform calls.
+// TestConcurrentStatusQueriesShareACall: 100 concurrent queries of one
+// identity for one task cost at most 2 platform calls (one per 2-second
+// window), here for a task submitted elsewhere, where the operator lets the
+// service token answer.
 func TestConcurrentStatusQueriesShareACall(t *testing.T) {
 	s := newStack(t, simulator.Config{BatchDuration: time.Minute, Latency: 100 * time.Millisecond})
-	client, err := intranet.New(intranet.Config{BaseURL: s.simURL, Username: simulator.DefaultUsername, Password: simulator.DefaultPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := client.Authenticate(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Call(t.Context(), intranet.OpBatchSubmit, tok.Value, submitArgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sub struct {
-		TaskID string `json:"task_id"`
-	}
-	if err := json.Unmarshal(resp.Data, &sub); err != nil {
-		t.Fatal(err)
-	}
-	clients := []*mcpclient.Client{s.as(t, "alice"), s.as(t, "bob"), s.as(t, "alice"), s.as(t, "bob")}
+	taskID := submitElsewhere(t, s)
+	jc := jobs.NewClient(s.rdb, jobs.Options{RecheckInterval: 100 * time.Millisecond, ServiceTokenStatus: true})
+	t.Cleanup(func() { _ = jc.Close() })
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	states := map[string]int{}
-	for i := range 100 {
-		c := clients[i%len(clients)]
+	ids := map[string]bool{}
+	for range 100 {
 		wg.Go(func() {
-			v := callView(t, c, "query_task_status", map[string]any{"task_id": sub.TaskID, "max_age_seconds": 0})
+			v, err := jc.QueryStatus(context.Background(), "alice", taskID, 0, 20*time.Second, "", nil)
+			if err != nil || v.Result == nil {
+				t.Errorf("query: %+v %v", v, err)
+				return
+			}
 			var st struct {
 				State string `json:"state"`
 			}
-			v.data(t, &st)
+			_ = json.Unmarshal(v.Result.Data, &st)
 			mu.Lock()
 			states[st.State]++
+			ids[v.JobID] = true
 			mu.Unlock()
 		})
 	}
@@ -337,10 +337,109 @@ func TestConcurrentStatusQueriesShareACall(t *testing.T) {
 	if states["QUEUED"]+states["RUNNING"] != 100 {
 		t.Errorf("states = %v", states)
 	}
+	for id := range ids {
+		if strings.Contains(id, taskID) {
+			t.Errorf("status job ID %s is guessable from the task ID", id)
+		}
+	}
 	// An unknown task fails with the platform's not found.
-	v := callView(t, clients[0], "query_task_status", map[string]any{"task_id": "bt-0000000000000000"})
-	if v.State != "failed" || v.Error == nil || v.Error.Code != 40004 {
-		t.Errorf("unknown task: %s %+v", v.State, v.Error)
+	v, err := jc.QueryStatus(t.Context(), "alice", "bt-0000000000000000", 0, 20*time.Second, "", nil)
+	if err != nil || v.State != jobs.StateFailed || v.Error == nil || v.Error.Code != 40004 {
+		t.Errorf("unknown task: %+v %v", v, err)
+	}
+}
+
+// submitElsewhere submits a batch task straight to the platform, as another
+// system would, and answers its ID.
+func submitElsewhere(t *testing.T, s *stack) string {
+	t.Helper()
+	tok := serviceToken(t, s)
+	client, err := intranet.New(intranet.Config{BaseURL: s.simURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Call(t.Context(), intranet.OpBatchSubmit, tok, submitArgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub struct {
+		TaskID string `json:"task_id"`
+	}
+	if err := json.Unmarshal(resp.Data, &sub); err != nil {
+		t.Fatal(err)
+	}
+	return sub.TaskID
+}
+
+// serviceToken authenticates as the service account.
+func serviceToken(t *testing.T, s *stack) string {
+	t.Helper()
+	client, err := intranet.New(intranet.Config{BaseURL: s.simURL, Username: simulator.DefaultUsername, Password: simulator.DefaultPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := client.Authenticate(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Value
+}
+
+// TestStatusBelongsToItsCaller: a task submitted through mcpjobs is its
+// owner's; any other task is asked of the platform with the caller's own
+// token, never the service token unless the operator allows it.
+func TestStatusBelongsToItsCaller(t *testing.T) {
+	s := newStack(t, simulator.Config{BatchDuration: time.Minute})
+	alice, bob := s.as(t, "alice"), s.as(t, "bob")
+	sub := callView(t, alice, "submit_batch_task", withArgs(submitArgs, map[string]any{"wait_seconds": 0}))
+	var job jobView
+	waitUntil(t, 10*time.Second, func() bool {
+		job = callView(t, alice, "get_job", map[string]any{"job_id": sub.JobID})
+		return job.Batch != nil
+	})
+	taskID := job.Batch.TaskID
+	elsewhere := submitElsewhere(t, s)
+
+	// The owner reads her task, from the record or the platform.
+	for _, age := range []int{3600, 0} {
+		v := callView(t, alice, "query_task_status", map[string]any{"task_id": taskID, "max_age_seconds": age})
+		if v.State != "completed" || v.Result == nil {
+			t.Errorf("alice, max_age %d: %+v", age, v)
+		}
+	}
+	// Nobody else does, nor reads a task submitted elsewhere, without a
+	// token of their own; the answer does not tell the two apart.
+	var answers []string
+	for _, id := range []string{taskID, elsewhere} {
+		text, isErr := tool(t, bob, "query_task_status", map[string]any{"task_id": id, "max_age_seconds": 0})
+		if !isErr || !strings.Contains(text, "auth_token") {
+			t.Errorf("bob reads %s: %s", id, text)
+		}
+		answers = append(answers, text)
+	}
+	if answers[0] != answers[1] {
+		t.Errorf("answers differ: %q / %q", answers[0], answers[1])
+	}
+	// With his own token, the platform decides.
+	v := callView(t, bob, "query_task_status", map[string]any{"task_id": elsewhere, "auth_token": serviceToken(t, s)})
+	if v.State != "completed" {
+		t.Errorf("bob with his own token: %+v", v)
+	}
+	// Bob can neither read nor cancel alice's job.
+	for _, name := range []string{"get_job", "cancel_job"} {
+		if text, isErr := tool(t, bob, name, map[string]any{"job_id": sub.JobID}); !isErr || !strings.Contains(text, "job not found") {
+			t.Errorf("bob %s: %s", name, text)
+		}
+	}
+	// The service token answers for tasks nobody submitted here only
+	// where the operator allows it, and never for another's task.
+	jc := jobs.NewClient(s.rdb, jobs.Options{ServiceTokenStatus: true})
+	t.Cleanup(func() { _ = jc.Close() })
+	if v, err := jc.QueryStatus(t.Context(), "bob", elsewhere, 0, 20*time.Second, "", nil); err != nil || v.State != jobs.StateCompleted {
+		t.Errorf("bob, service token allowed, task from elsewhere: %+v %v", v, err)
+	}
+	if _, err := jc.QueryStatus(t.Context(), "bob", taskID, 0, 20*time.Second, "", nil); !errors.Is(err, jobs.ErrInvalid) {
+		t.Errorf("bob, service token allowed, alice's task: %v", err)
 	}
 }
 
@@ -426,27 +525,17 @@ func TestCancelInEachState(t *testing.T) {
 		}
 	})
 	t.Run("batch", func(t *testing.T) {
-		sub := callView(t, alice, "submit_batch_task", submitArgs)
-		var res struct {
-			TaskID    string `json:"task_id"`
-			PollJobID string `json:"poll_job_id"`
-		}
-		sub.data(t, &res)
-		callView(t, alice, "cancel_job", map[string]any{"job_id": sub.JobID})
-		// The platform task ends CANCELLED, and the poll job is cancelled.
-		waitUntil(t, 20*time.Second, func() bool {
-			v := callView(t, alice, "query_task_status", map[string]any{"task_id": res.TaskID, "max_age_seconds": 0})
-			var st struct {
-				State string `json:"state"`
-			}
-			v.data(t, &st)
-			return st.State == "CANCELLED"
+		sub := callView(t, alice, "submit_batch_task", withArgs(submitArgs, map[string]any{"wait_seconds": 0}))
+		waitUntil(t, 10*time.Second, func() bool {
+			return callView(t, alice, "get_job", map[string]any{"job_id": sub.JobID}).Batch != nil
 		})
-		if p := callView(t, alice, "get_job", map[string]any{"job_id": res.PollJobID}); p.State != "cancelled" {
-			t.Errorf("poll job %s", p.State)
+		// The job's next check runs at once and cancels the platform task.
+		c := callView(t, alice, "cancel_job", map[string]any{"job_id": sub.JobID})
+		if c.State != "cancelled" || c.Batch == nil || c.Batch.State != "CANCELLED" {
+			t.Errorf("cancel_job answered %s %+v", c.State, c.Batch)
 		}
-		if n := s.sim.Stats().Calls["batch_cancel"]; n != 1 {
-			t.Errorf("batch_cancel calls = %d", n)
+		if st := s.sim.Stats(); st.Calls["batch_cancel"] != 1 || st.BatchRunning != 0 {
+			t.Errorf("batch_cancel calls = %d, running = %d", st.Calls["batch_cancel"], st.BatchRunning)
 		}
 	})
 }

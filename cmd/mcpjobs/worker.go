@@ -30,9 +30,9 @@ func (f *workerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.concurrency, "concurrency", 20, "jobs run at once by this replica")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long in-flight jobs may finish before they go back to the queue")
 	fs.DurationVar(&f.callTimeout, "call-timeout", 120*time.Second, "timeout of one platform call")
-	fs.DurationVar(&f.polling.Min, "batch-poll-min", 2*time.Second, "shortest wait between two polls of a batch task")
-	fs.DurationVar(&f.polling.Max, "batch-poll-max", time.Minute, "longest wait between two polls of a batch task")
-	fs.DurationVar(&f.polling.Deadline, "batch-poll-deadline", 7*24*time.Hour, "how long a batch task is followed before its poll job gives up")
+	fs.DurationVar(&f.polling.Min, "batch-poll-min", 2*time.Second, "shortest wait between two checks of a batch job's platform task")
+	fs.DurationVar(&f.polling.Max, "batch-poll-max", time.Minute, "longest wait between two checks of a batch job's platform task")
+	fs.DurationVar(&f.polling.Deadline, "batch-poll-deadline", 7*24*time.Hour, "how long a batch task is followed before its job fails (at most 168h)")
 	fs.DurationVar(&f.retention, "retention", 24*time.Hour, "how long finished jobs stay readable")
 }
 

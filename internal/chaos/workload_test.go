@@ -63,22 +63,20 @@ func (w workload) kinds() []string {
 
 // outcome is how one job ended, as MCP told it.
 type outcome struct {
-	i         int
-	kind      string
-	jobID     string
-	state     string
-	attempts  int
-	errCode   int
-	errMsg    string
-	taskID    string // submits: the platform task
-	pollJob   string // submits: the poll job that followed the task
-	pollState string // submits: the poll job's state
-	batch     string // submits: the platform task's final state
-	problem   string // what went wrong in the harness's view, if anything
+	i        int
+	kind     string
+	jobID    string
+	state    string
+	attempts int
+	errCode  int
+	errMsg   string
+	taskID   string // submits: the platform task
+	batch    string // submits: the platform task's final state
+	problem  string // what went wrong in the harness's view, if anything
 	// sent is when the job's enqueueing call was first sent.
 	sent time.Time
-	// lost says which of the job ("job") or its poll job ("poll") get_job
-	// reported lost (not found: gone with Redis's data); "" when none.
+	// lost says whether get_job reported the job lost (not found: gone
+	// with Redis's data): "job", or "" when not.
 	lost string
 }
 
@@ -95,6 +93,10 @@ type jobView struct {
 		Class   string `json:"class"`
 		Message string `json:"message"`
 	} `json:"error"`
+	Batch *struct {
+		TaskID string `json:"task_id"`
+		State  string `json:"state"`
+	} `json:"batch"`
 }
 
 func (v jobView) final() bool {
@@ -171,8 +173,8 @@ func (d *driver) run(ctx context.Context, w workload) []outcome {
 	return out
 }
 
-// job submits one job, waits for it to end and, for a batch submit, for
-// its poll job to end too.
+// job submits one job and waits for it to end (a batch job, for its batch
+// to end).
 func (d *driver) job(ctx context.Context, i int, kind string) outcome {
 	o := outcome{i: i, kind: kind, sent: time.Now()}
 	c := d.clients[i%len(d.clients)]
@@ -197,34 +199,9 @@ func (d *driver) job(ctx context.Context, i int, kind string) outcome {
 	if v.Error != nil {
 		o.errCode, o.errMsg = v.Error.Code, v.Error.Message
 	}
-	if kind == kindSubmit && v.State == "completed" && v.Result != nil {
-		var sub struct {
-			TaskID    string `json:"task_id"`
-			PollJobID string `json:"poll_job_id"`
-		}
-		if err := json.Unmarshal(v.Result.Data, &sub); err != nil || sub.TaskID == "" || sub.PollJobID == "" {
-			o.problem = fmt.Sprintf("submit result %s", v.Result.Data)
-			return o
-		}
-		o.taskID, o.pollJob = sub.TaskID, sub.PollJobID
-		pv, err := d.await(ctx, c, &jobView{JobID: sub.PollJobID})
-		if errors.Is(err, errLost) {
-			o.lost = "poll"
-			d.ended.Add(1)
-			return o
-		}
-		if err != nil {
-			o.problem = "wait for poll: " + err.Error()
-			return o
-		}
-		o.pollState = pv.State
-		if pv.Result != nil {
-			var st struct {
-				State string `json:"state"`
-			}
-			_ = json.Unmarshal(pv.Result.Data, &st)
-			o.batch = st.State
-		}
+	if kind == kindSubmit && v.Batch != nil {
+		// A batch job ends when its batch does.
+		o.taskID, o.batch = v.Batch.TaskID, v.Batch.State
 	}
 	d.ended.Add(1)
 	return o
@@ -374,7 +351,7 @@ func check(t *testing.T, c *cluster, d *driver, outs []outcome, took time.Durati
 	tasks := map[string]int{}
 	known := map[string]bool{}
 	for _, o := range outs {
-		known[o.jobID], known[o.pollJob] = true, true
+		known[o.jobID] = true
 		if o.attempts > 1 {
 			r.retriedJob++
 		}
@@ -407,15 +384,15 @@ func check(t *testing.T, c *cluster, d *driver, outs []outcome, took time.Durati
 			t.Errorf("job %d (%s %s) ended %s (code %d %q); want failed with 40001", o.i, o.kind, o.jobID, o.state, o.errCode, o.errMsg)
 		case o.kind != kindBadQuery && o.state != "completed":
 			t.Errorf("job %d (%s %s) ended %s after %d attempts: %d %s", o.i, o.kind, o.jobID, o.state, o.attempts, o.errCode, o.errMsg)
-		case o.kind == kindSubmit && (o.pollState != "completed" || o.batch != simulator.StateSucceeded):
-			t.Errorf("job %d (submit %s): poll job %s, batch task %s; want completed, SUCCEEDED", o.i, o.jobID, o.pollState, o.batch)
+		case o.kind == kindSubmit && (o.taskID == "" || o.batch != simulator.StateSucceeded):
+			t.Errorf("job %d (submit %s): batch task %q %s; want SUCCEEDED", o.i, o.jobID, o.taskID, o.batch)
 		}
 	}
 	delete(known, "")
 
-	// Exactly once in the queues: every job and poll job ended once, in
-	// the state MCP answered; nothing is left pending, scheduled or
-	// retrying; and no other job ran.
+	// Exactly once in the queues: every job ended once, in the state MCP
+	// answered; nothing is left pending, scheduled or retrying; and no
+	// other job ran (a batch job's checks, poll-…, are its own).
 	ended, unended := c.endedJobs(t), c.unendedJobs(t)
 	for _, o := range outs {
 		if o.lost != "" || (d.mayLose != nil && d.mayLose(o)) {
@@ -424,9 +401,6 @@ func check(t *testing.T, c *cluster, d *driver, outs []outcome, took time.Durati
 		want := map[string]string{"completed": "completed", "failed": "archived"}[o.state]
 		if o.jobID != "" && ended[o.jobID] != want {
 			t.Errorf("job %s: asynq state %q; MCP answered %s", o.jobID, ended[o.jobID], o.state)
-		}
-		if o.pollJob != "" && ended[o.pollJob] != "completed" {
-			t.Errorf("poll job %s: asynq state %q; MCP answered %s", o.pollJob, ended[o.pollJob], o.pollState)
 		}
 	}
 	for id, state := range unended {

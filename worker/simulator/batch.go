@@ -258,3 +258,30 @@ func (s *Simulator) withTask(r *http.Request, f func(*batchTask, time.Time) Batc
 	}
 	return f(t, now), nil
 }
+
+// batchRunning counts the batch tasks that are not final now.
+func (s *Simulator) batchRunning() int64 {
+	now := s.now()
+	s.batchMu.Lock()
+	defer s.batchMu.Unlock()
+	var n int64
+	for _, t := range s.tasks {
+		if !isFinal(t.status(now, s.cfg.BatchDuration).State) {
+			n++
+		}
+	}
+	return n
+}
+
+// BatchTaskState returns the state of batch task id now, and whether the
+// task exists (for tests that compare a job's end with its batch's).
+func (s *Simulator) BatchTaskState(id string) (string, bool) {
+	now := s.now()
+	s.batchMu.Lock()
+	defer s.batchMu.Unlock()
+	t := s.tasks[id]
+	if t == nil {
+		return "", false
+	}
+	return t.status(now, s.cfg.BatchDuration).State, true
+}

@@ -17,6 +17,7 @@ type Stats struct {
 	IdempotentReplays int64 `json:"idempotent_replays"` // submits answered from an Idempotency-Key
 	FaultsInjected    int64 `json:"faults_injected"`    // faults injected, auth_down answers included
 	Expiries          int64 `json:"expiries"`           // POST /sim/expire (or ExpireTokens) calls
+	BatchRunning      int64 `json:"batch_running"`      // batch tasks not yet SUCCEEDED, FAILED or CANCELLED now
 	// Calls counts calls per operation: auth, aspect, bigquery, dag,
 	// batch_submit, batch_status, batch_cancel.
 	Calls map[string]int64 `json:"calls"`
@@ -61,6 +62,7 @@ func (s *Simulator) Stats() Stats {
 		IdempotentReplays: c.idempotentReplays.Load(),
 		FaultsInjected:    c.faultsInjected.Load(),
 		Expiries:          c.expiries.Load(),
+		BatchRunning:      s.batchRunning(),
 		Calls:             calls,
 	}
 }

@@ -234,12 +234,12 @@ func TestStdioEndToEnd(t *testing.T) {
 	// The other tools work over stdio too, as the identity "local".
 	q := callView(t, c, "run_big_query", map[string]any{"sql": "SELECT COUNT(*) FROM landcover"})
 	d := callView(t, c, "execute_code_to_dag", map[string]any{"code": "x = Image('dem_30m')", "language": "python", "wait_seconds": 0})
-	sub := callView(t, c, "submit_batch_task", submitArgs)
-	var res struct {
-		TaskID string `json:"task_id"`
-	}
-	sub.data(t, &res)
-	st := callView(t, c, "query_task_status", map[string]any{"task_id": res.TaskID})
+	sub := callView(t, c, "submit_batch_task", withArgs(submitArgs, map[string]any{"wait_seconds": 0}))
+	waitUntil(t, 20*time.Second, func() bool {
+		sub = callView(t, c, "get_job", map[string]any{"job_id": sub.JobID})
+		return sub.Batch != nil
+	})
+	st := callView(t, c, "query_task_status", map[string]any{"task_id": sub.Batch.TaskID})
 	got := callView(t, c, "get_job", map[string]any{"job_id": d.JobID, "wait_seconds": 20})
 	if q.State != "completed" || got.State != "completed" || st.State != "completed" {
 		t.Errorf("states: query %s, dag %s, status %s", q.State, got.State, st.State)

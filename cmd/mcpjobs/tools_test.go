@@ -389,7 +389,10 @@ func serviceToken(t *testing.T, s *stack) string {
 // owner's; any other task is asked of the platform with the caller's own
 // token, never the service token unless the operator allows it.
 func TestStatusBelongsToItsCaller(t *testing.T) {
-	s := newStack(t, simulator.Config{BatchDuration: time.Minute})
+	// Bob has a platform account of his own: his token does not end the
+	// service account's.
+	s := newStack(t, simulator.Config{BatchDuration: time.Minute,
+		Accounts: map[string]string{simulator.DefaultUsername: simulator.DefaultPassword, "bob": "bob-password"}})
 	alice, bob := s.as(t, "alice"), s.as(t, "bob")
 	sub := callView(t, alice, "submit_batch_task", withArgs(submitArgs, map[string]any{"wait_seconds": 0}))
 	var job jobView
@@ -421,7 +424,15 @@ func TestStatusBelongsToItsCaller(t *testing.T) {
 		t.Errorf("answers differ: %q / %q", answers[0], answers[1])
 	}
 	// With his own token, the platform decides.
-	v := callView(t, bob, "query_task_status", map[string]any{"task_id": elsewhere, "auth_token": serviceToken(t, s)})
+	bobClient, err := intranet.New(intranet.Config{BaseURL: s.simURL, Username: "bob", Password: "bob-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobToken, err := bobClient.Authenticate(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := callView(t, bob, "query_task_status", map[string]any{"task_id": elsewhere, "auth_token": bobToken.Value})
 	if v.State != "completed" {
 		t.Errorf("bob with his own token: %+v", v)
 	}

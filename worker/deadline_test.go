@@ -18,7 +18,7 @@ func TestRetriesEndAtTheDeadline(t *testing.T) {
 		faults simulator.Faults
 		want   string
 	}{
-		{"auth down", simulator.Faults{AuthDown: true}, "platform token unavailable"},
+		{"auth down", simulator.Faults{AuthDown: true}, "auth"},
 		{"rate limited", simulator.Faults{RateLimited: 1}, "rate limited"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,6 +27,7 @@ func setup(t *testing.T) bench.Config {
 		Enqueue:    bench.EnqueueConfig{Callers: 2, Duration: 300 * time.Millisecond, Rounds: 2},
 		Throughput: bench.ThroughputConfig{Jobs: 200, Concurrency: 8, Timeout: 30 * time.Second},
 		Wakeup:     bench.WakeupConfig{Waits: 10, PollInterval: 20 * time.Millisecond},
+		Latency:    bench.LatencyConfig{Calls: 5, Latency: 5 * time.Millisecond, IdleWindow: 300 * time.Millisecond},
 		Memory:     bench.MemoryConfig{Jobs: 200},
 		TokenStorm: bench.TokenStormConfig{Replicas: 2, InFlight: 2, Expiries: 1, Phase: 100 * time.Millisecond},
 	}
@@ -88,6 +89,23 @@ func checkWakeup(t *testing.T, r *bench.WakeupReport) {
 	}
 }
 
+func checkLatency(t *testing.T, r *bench.LatencyReport) {
+	t.Helper()
+	for name, p := range map[string]bench.Percentiles{"inline": r.MCPJobs.Inline, "submit + get_job": r.MCPJobs.SubmitGetJob, "bare": r.Bare.EnqueueInspect} {
+		if p.Count != 5 || p.P50 <= 0 || p.P99 < p.P50 {
+			t.Errorf("latency, %s: %+v", name, p)
+		}
+	}
+	for name, l := range map[string]bench.IdleLoad{"mcpjobs": r.MCPJobs.Idle, "bare": r.Bare.Idle} {
+		if l.Seconds <= 0 || l.CommandsPerSecond <= 0 || l.ByCommand["evalsha"] <= 0 || l.ByCommand["info"] != 0 {
+			t.Errorf("latency, idle %s: %+v", name, l)
+		}
+	}
+	if r.P50Ratio <= 0 || r.P99Ratio <= 0 {
+		t.Errorf("latency ratios: %+v", r)
+	}
+}
+
 func checkMemory(t *testing.T, r *bench.MemoryReport) {
 	t.Helper()
 	for _, run := range []bench.MemoryRun{r.MCPJobs, r.Bare} {
@@ -119,6 +137,7 @@ func TestScenarios(t *testing.T) {
 		{"enqueue", false, func(t *testing.T, r any) { checkEnqueue(t, r.(*bench.EnqueueReport)) }},
 		{"throughput", false, func(t *testing.T, r any) { checkThroughput(t, r.(*bench.ThroughputReport)) }},
 		{"wakeup", false, func(t *testing.T, r any) { checkWakeup(t, r.(*bench.WakeupReport)) }},
+		{"latency", false, func(t *testing.T, r any) { checkLatency(t, r.(*bench.LatencyReport)) }},
 		{"memory", true, func(t *testing.T, r any) { checkMemory(t, r.(*bench.MemoryReport)) }},
 		{"token-storm", false, func(t *testing.T, r any) { checkTokenStorm(t, r.(*bench.TokenStormReport)) }},
 		{"all", true, func(t *testing.T, r any) {
@@ -129,6 +148,7 @@ func TestScenarios(t *testing.T) {
 			checkEnqueue(t, all.Enqueue)
 			checkThroughput(t, all.Throughput)
 			checkWakeup(t, all.Wakeup)
+			checkLatency(t, all.Latency)
 			checkMemory(t, all.Memory)
 			checkTokenStorm(t, all.TokenStorm)
 		}},

@@ -12,7 +12,7 @@ import (
 
 // Scenarios are the scenario names Run accepts, besides "all", in the
 // order "all" runs them.
-var Scenarios = []string{"enqueue", "throughput", "wakeup", "memory", "token-storm"}
+var Scenarios = []string{"enqueue", "throughput", "wakeup", "latency", "memory", "token-storm"}
 
 // Config holds the settings of every scenario.
 type Config struct {
@@ -22,6 +22,7 @@ type Config struct {
 	Enqueue    EnqueueConfig
 	Throughput ThroughputConfig
 	Wakeup     WakeupConfig
+	Latency    LatencyConfig
 	Memory     MemoryConfig
 	// TokenStorm's NewRedis, when nil, opens the mcpjobs side's database.
 	TokenStorm TokenStormConfig
@@ -35,6 +36,7 @@ type AllReport struct {
 	Enqueue    *EnqueueReport    `json:"enqueue"`
 	Throughput *ThroughputReport `json:"throughput"`
 	Wakeup     *WakeupReport     `json:"wakeup"`
+	Latency    *LatencyReport    `json:"latency"`
 	Memory     *MemoryReport     `json:"memory"`
 	TokenStorm *TokenStormReport `json:"token-storm"`
 }
@@ -73,6 +75,10 @@ func Run(ctx context.Context, scenario string, cfg Config) (any, error) {
 		c := cfg.Wakeup
 		c.Redis = cfg.Redis
 		rep, err = Wakeup(ctx, c)
+	case "latency":
+		c := cfg.Latency
+		c.Redis = cfg.Redis
+		rep, err = Latency(ctx, c)
 	case "memory":
 		c := cfg.Memory
 		c.Redis = cfg.Redis
@@ -115,6 +121,8 @@ func runAll(ctx context.Context, cfg Config) (*AllReport, error) {
 			rep.Throughput = r
 		case *WakeupReport:
 			rep.Wakeup = r
+		case *LatencyReport:
+			rep.Latency = r
 		case *MemoryReport:
 			rep.Memory = r
 		case *TokenStormReport:

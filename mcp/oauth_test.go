@@ -13,6 +13,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	mcpclient "github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpjobs/mcpjobs/internal/oauth"
 	"github.com/mcpjobs/mcpjobs/internal/oauth/oauthtest"
@@ -268,5 +270,58 @@ func TestOAuthOptionsChecked(t *testing.T) {
 		if _, err := mcp.New(mcp.Options{Jobs: jc, OAuth: o}); err == nil {
 			t.Errorf("New accepted OAuth %+v", *o)
 		}
+	}
+}
+
+// MCP tasks belong to the signed-in caller too: bob cannot read alice's.
+func TestOAuthTasksBelongToTheCaller(t *testing.T) {
+	e := setupOAuth(t, "")
+	taskClient := func(token string) *mcpclient.Client {
+		c, err := mcpclient.NewStreamableHttpClient(e.url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if err := c.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{
+			ProtocolVersion: mcpgo.ProtocolVersion20251125,
+			ClientInfo:      mcpgo.Implementation{Name: "oauth-tasks", Version: "1"},
+			Capabilities:    mcpgo.ClientCapabilities{Tasks: &mcpgo.TasksCapability{List: &struct{}{}, Cancel: &struct{}{}}},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	alice := taskClient(e.idp.Token(t, "alice", e.url))
+	bob := taskClient(e.idp.Token(t, "bob", e.url))
+	res, err := alice.GetTransport().SendRequest(t.Context(), transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(1), Method: "tools/call",
+		Params: map[string]any{"name": "coverage_aspect_analysis", "arguments": map[string]any{"coverage_id": "dem_30m", "bbox": []float64{116.0, 39.8, 116.1, 39.9}}, "task": map[string]any{"ttl": 60000}}})
+	if err != nil || res.Error != nil {
+		t.Fatalf("tools/call as a task: %v %+v", err, res)
+	}
+	var created struct {
+		Task mcpgo.Task `json:"task"`
+	}
+	if err := json.Unmarshal(res.Result, &created); err != nil || created.Task.TaskId == "" {
+		t.Fatalf("not a CreateTaskResult: %s", res.Result)
+	}
+	id := created.Task.TaskId
+	if got, err := alice.GetTask(t.Context(), mcpgo.GetTaskRequest{Params: mcpgo.GetTaskParams{TaskId: id}}); err != nil || got.TaskId != id {
+		t.Errorf("alice's tasks/get: %+v, %v", got, err)
+	}
+	if _, err := bob.GetTask(t.Context(), mcpgo.GetTaskRequest{Params: mcpgo.GetTaskParams{TaskId: id}}); err == nil || !strings.Contains(err.Error(), "task not found") {
+		t.Errorf("bob's tasks/get of alice's task: %v", err)
+	}
+	if list, err := bob.ListTasks(t.Context(), mcpgo.ListTasksRequest{}); err != nil || len(list.Tasks) != 0 {
+		t.Errorf("bob's tasks/list: %+v, %v", list, err)
+	}
+	info, err := asynq.NewInspectorFromRedisClient(e.rdb).GetTaskInfo(jobs.QueueInteractive, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Headers["owner"]; got != "oidc:alice" {
+		t.Errorf("task owned by %q, want oidc:alice", got)
 	}
 }

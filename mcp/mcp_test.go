@@ -359,7 +359,7 @@ func TestLargeRequestsBounded(t *testing.T) {
 	}
 	// One large request more is refused once the handlers hold their
 	// slots (the bytes written above may still sit in socket buffers).
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := post(strings.NewReader(strings.Repeat(" ", mcp.LargeRequestBytes+1)), mcp.LargeRequestBytes+1)
 		if err != nil {

@@ -703,10 +703,8 @@ func batchMessage(b *jobs.BatchStatus) string {
 
 func lastUpdated(v *jobs.View, created time.Time) time.Time {
 	t := created
-	for _, c := range []*time.Time{v.CompletedAt} {
-		if c != nil && c.After(t) {
-			t = *c
-		}
+	if v.CompletedAt != nil && v.CompletedAt.After(t) {
+		t = *v.CompletedAt
 	}
 	if v.Batch != nil && v.Batch.ObservedAt != nil && v.Batch.ObservedAt.After(t) {
 		t = *v.Batch.ObservedAt

@@ -338,7 +338,7 @@ func equalMaps(a, b map[string]string) bool {
 
 // modern sends one request on the 2026-07-28 wire, declaring the tasks
 // extension when ext.
-func modern(t *testing.T, mcpURL, who, method string, params map[string]any, ext bool) (map[string]any, *mcpgo.JSONRPCErrorDetails) {
+func modern(t *testing.T, mcpURL, who, method string, params map[string]any, ext bool, headers ...string) (map[string]any, *mcpgo.JSONRPCErrorDetails) {
 	t.Helper()
 	caps := map[string]any{}
 	if ext {
@@ -364,6 +364,9 @@ func modern(t *testing.T, mcpURL, who, method string, params map[string]any, ext
 	}
 	if id, ok := params["taskId"].(string); ok {
 		req.Header.Set("Mcp-Name", id)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -418,6 +421,18 @@ func TestTasksExtensionAcrossReplicas(t *testing.T) {
 	}
 	if _, rpcErr := modern(t, urlB, "bob", "tasks/get", map[string]any{"taskId": id}, true); rpcErr == nil || rpcErr.Code != -32602 {
 		t.Errorf("bob's tasks/get: %+v", rpcErr)
+	}
+	// The routing headers must name the method and the task.
+	if _, rpcErr := modern(t, urlB, "alice", "tasks/get", map[string]any{"taskId": id}, true, "Mcp-Name", "another-task"); rpcErr == nil || rpcErr.Code != -32020 {
+		t.Errorf("tasks/get with a wrong Mcp-Name: %+v", rpcErr)
+	}
+	if _, rpcErr := modern(t, urlB, "alice", "tasks/get", map[string]any{"taskId": id}, true, "Mcp-Method", "tasks/cancel"); rpcErr == nil || rpcErr.Code != -32020 {
+		t.Errorf("tasks/get with a wrong Mcp-Method: %+v", rpcErr)
+	}
+	// Without the extension, discover does not advertise it.
+	disc, _ = modern(t, s.mcpURL, "alice", "server/discover", nil, false)
+	if caps, _ := disc["capabilities"].(map[string]any); caps["tasks"] != nil || caps["extensions"] != nil {
+		t.Errorf("server/discover without the extension: %v", caps)
 	}
 	for _, method := range []string{"tasks/list", "tasks/result"} {
 		if _, rpcErr := modern(t, urlB, "alice", method, map[string]any{"taskId": id}, true); rpcErr == nil || rpcErr.Code != -32601 {

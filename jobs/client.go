@@ -360,14 +360,33 @@ func (c *Client) Get(ctx context.Context, owner, id string) (*View, error) {
 		}
 	}
 	info, err := c.taskInfo(ctx, spec.Queue, id)
-	if isNotFound(err) {
+	switch {
+	case isNotFound(err):
+		info = nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	cancelled := false
+	if rec == nil && info != nil && info.State == asynq.TaskStateArchived {
+		if cancelled, err = c.isCancelled(ctx, id); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	return assemble(owner, spec, rec, info, cancelled)
+}
+
+// assemble builds owner's view of a job from what Redis holds of it: its
+// batch record (batch jobs), its asynq task (nil when gone) and whether its
+// owner cancelled it. It answers ErrNotFound for another owner's job.
+func assemble(owner string, spec Spec, rec *BatchJob, info *asynq.TaskInfo, cancelled bool) (*View, error) {
+	if rec != nil && rec.Owner != owner {
+		return nil, ErrNotFound
+	}
+	if info == nil {
 		if rec != nil {
 			return batchView(rec, nil), nil
 		}
 		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	v := viewOf(info)
 	if v.Owner != owner {
@@ -381,14 +400,8 @@ func (c *Client) Get(ctx context.Context, owner, id string) (*View, error) {
 		// failed before it began is retried as pending).
 		v.State, v.Attempts = StatePending, 0
 	}
-	if info.State == asynq.TaskStateArchived {
-		cancelled, err := c.isCancelled(ctx, v.JobID)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		if cancelled {
-			v.State, v.Error = StateCancelled, &Failure{Class: "cancelled", Message: "cancelled by its owner"}
-		}
+	if info.State == asynq.TaskStateArchived && cancelled {
+		v.State, v.Error = StateCancelled, &Failure{Class: "cancelled", Message: "cancelled by its owner"}
 	}
 	return v, nil
 }

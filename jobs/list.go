@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -59,30 +58,41 @@ func (c *Client) List(ctx context.Context, owner string, state State, limit int)
 	case limit < 0 || limit > MaxListLimit:
 		return nil, fieldErrorf("limit", "must be between 1 and %d, got %d", MaxListLimit, limit)
 	}
-	scan := int64(limit)
+	// A page costs a constant number of round trips: the index, then one
+	// pipeline per chunk of IDs (one chunk without a state filter; a
+	// filtered list reads at most listScan IDs, MaxListLimit at a time).
+	scan, chunk := int64(limit), limit
 	if state != "" {
-		scan = listScan
+		scan, chunk = listScan, MaxListLimit
 	}
 	ids, err := c.rdb.ZRevRange(ctx, ownerKey(owner), 0, scan-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	out := []*View{}
-	for _, id := range ids {
-		v, err := c.Get(ctx, owner, id)
-		if errors.Is(err, ErrNotFound) {
-			_ = c.rdb.ZRem(ctx, ownerKey(owner), id).Err() // expired
-			continue
-		}
+	var gone []string
+	for start := 0; start < len(ids) && len(out) < limit; start += chunk {
+		views, g, err := c.views(ctx, owner, ids[start:min(start+chunk, len(ids))])
 		if err != nil {
 			return nil, err
 		}
-		if state == "" || v.State == state {
-			out = append(out, v)
-			if len(out) == limit {
-				break
+		gone = append(gone, g...)
+		for _, v := range views {
+			if (state == "" || v.State == state) && len(out) < limit {
+				out = append(out, v)
 			}
 		}
 	}
+	if len(gone) > 0 { // expired: drop them from the index
+		_ = c.rdb.ZRem(ctx, ownerKey(owner), toAny(gone)...).Err()
+	}
 	return out, nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -302,14 +303,27 @@ func (c *Client) taskInfo(ctx context.Context, queue, id string) (*asynq.TaskInf
 		c.opts.Logger.InfoContext(ctx, "asynq's queue set was missing (Redis lost its data?): registered the queues again", slog.String("queue", queue))
 		info, err = c.inspector.GetTaskInfo(queue, id)
 	}
-	if err != nil && !isNotFound(err) {
-		dropped, derr := dropFragment.Run(ctx, c.rdb, []string{taskKey(queue, id)}).Int()
+	if err != nil && undecodable(err) {
+		dctx, cancel := context.WithTimeout(ctx, c.opts.RedisTimeout)
+		defer cancel()
+		dropped, derr := dropFragment.Run(dctx, c.rdb, []string{taskKey(queue, id)}).Int()
 		if derr == nil && dropped == 1 {
 			c.opts.Logger.InfoContext(ctx, "dropped the remains of a job lost with Redis's data", slog.String("job_id", id))
 			return nil, asynq.ErrTaskNotFound
 		}
 	}
 	return info, err
+}
+
+// undecodable reports whether asynq read a task record but could not make
+// sense of it (its codes FAILED_PRECONDITION and INTERNAL_ERROR, e.g. `""
+// is not supported task state`), as opposed to Redis not answering
+// (UNKNOWN: a redis command error): only then may the record be a
+// fragment. asynq's error types are internal, hence the text.
+func undecodable(err error) bool {
+	msg := err.Error()
+	return !strings.Contains(msg, "UNKNOWN") && !strings.Contains(msg, "redis") &&
+		(strings.Contains(msg, "FAILED_PRECONDITION") || strings.Contains(msg, "INTERNAL_ERROR"))
 }
 
 // taskKey is the hash asynq keeps a task in (asynq's base.TaskKey).

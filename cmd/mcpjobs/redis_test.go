@@ -159,3 +159,51 @@ func TestOpenRedisRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisSentinel connects through a Sentinel as REDIS_URL
+// redis-sentinel://HOST:PORT?master=NAME, enqueues a job, kills the
+// primary with SIGKILL and reads the job from the replica the Sentinel
+// promotes, through the same client; a master name the Sentinel does not
+// know fails at start.
+func TestRedisSentinel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Sentinel failover takes a few seconds")
+	}
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary)
+	s := redistest.StartSentinel(t, primary, "mcpjobs")
+	ctx := t.Context()
+	if _, err := openRedis(ctx, "redis-sentinel://"+s.Addr+"?master=other", ""); err == nil {
+		t.Error("openRedis with a master name the Sentinel does not know: no error")
+	}
+	rdb, err := openRedis(ctx, s.URL, "")
+	if err != nil {
+		t.Fatalf("openRedis %s: %v", s.URL, err)
+	}
+	defer rdb.Close()
+	jc := jobs.NewClient(rdb, jobs.Options{WaitReplicas: 1})
+	defer jc.Close()
+	v, err := jc.Enqueue(ctx, "alice", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{116, 39.8, 116.1, 39.9}})
+	if err != nil {
+		t.Fatalf("enqueue through the Sentinel with a replica acknowledging: %v", err)
+	}
+	primary.Kill(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := jc.Get(ctx, "alice", v.JobID)
+		if err == nil {
+			if got.State != jobs.StatePending {
+				t.Fatalf("after the failover the job is %s; want pending", got.State)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job is not readable 30 s after the primary was killed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	role, err := replica.Client(t).Do(ctx, "ROLE").Slice()
+	if err != nil || len(role) == 0 || role[0] != "master" {
+		t.Fatalf("ROLE of the replica after the failover = %v, %v; want master", role, err)
+	}
+}

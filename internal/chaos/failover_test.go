@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,43 +22,13 @@ const sentinelMaster = "mcpjobs"
 // processes and the harness at the Sentinel.
 func (c *cluster) startSentinel(t *testing.T) {
 	t.Helper()
-	path, err := exec.LookPath("redis-sentinel")
-	if err != nil {
+	if _, err := exec.LookPath("redis-sentinel"); err != nil {
 		t.Fatal("the Sentinel scenario needs redis-sentinel on PATH (apt-get install redis-sentinel)")
 	}
 	c.replica = redistest.StartReplica(t, c.redis)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	dir := filepath.Join(c.dir, "sentinel")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	host, pport, _ := net.SplitHostPort(c.redis.Addr)
-	conf := filepath.Join(dir, "sentinel.conf") // Sentinel rewrites it
-	if err := os.WriteFile(conf, []byte(strings.Join([]string{
-		"port " + strconv.Itoa(port),
-		"bind 127.0.0.1",
-		"dir " + dir,
-		"logfile " + filepath.Join(dir, "sentinel.log"),
-		fmt.Sprintf("sentinel monitor %s %s %s 1", sentinelMaster, host, pport),
-		"sentinel down-after-milliseconds " + sentinelMaster + " 1000",
-		"sentinel failover-timeout " + sentinelMaster + " 5000",
-		"sentinel parallel-syncs " + sentinelMaster + " 1",
-	}, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(path, conf)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-sentinel: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c.sentinelAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	c.redisURL = "redis-sentinel://" + c.sentinelAddr + "?master=" + sentinelMaster
+	s := redistest.StartSentinel(t, c.redis, sentinelMaster)
+	c.sentinelAddr = s.Addr
+	c.redisURL = s.URL
 	c.rdb = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sentinelMaster, SentinelAddrs: []string{c.sentinelAddr}})
 	t.Cleanup(func() { _ = c.rdb.Close() })
 	// Wait until the Sentinel knows the replica: only then can it fail over.

@@ -280,3 +280,54 @@ func ready(addr string, within time.Duration) bool {
 
 // String describes the server for logs.
 func (s *Server) String() string { return fmt.Sprintf("redis at %s", s.Addr) }
+
+// Sentinel is a redis-sentinel started for a test.
+type Sentinel struct {
+	// Addr is the Sentinel's host:port.
+	Addr string
+	// Master is the name it monitors the primary under.
+	Master string
+	// URL is REDIS_URL through it: redis-sentinel://Addr?master=Master.
+	URL string
+}
+
+// StartSentinel starts one redis-sentinel on loopback that monitors
+// primary as master (quorum 1, down after 1 s, failover timeout 5 s) and
+// waits until it answers; it is stopped by t.Cleanup. It needs
+// redis-sentinel on PATH (the test is skipped otherwise).
+func StartSentinel(t testing.TB, primary *Server, master string) *Sentinel {
+	t.Helper()
+	path, err := exec.LookPath("redis-sentinel")
+	if err != nil || primary.cmd == nil {
+		t.Skip("redistest: a Sentinel needs redis-sentinel and redis-server on PATH")
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	host, pport, _ := net.SplitHostPort(primary.Addr)
+	conf := filepath.Join(dir, "sentinel.conf") // the Sentinel rewrites it
+	lines := []string{
+		"port " + strconv.Itoa(port),
+		"bind 127.0.0.1",
+		"dir " + dir,
+		"logfile " + filepath.Join(dir, "sentinel.log"),
+		fmt.Sprintf("sentinel monitor %s %s %s 1", master, host, pport),
+		"sentinel down-after-milliseconds " + master + " 1000",
+		"sentinel failover-timeout " + master + " 5000",
+		"sentinel parallel-syncs " + master + " 1",
+	}
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path, conf)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redistest: start redis-sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if !ready(addr, 10*time.Second) {
+		log, _ := os.ReadFile(filepath.Join(dir, "sentinel.log"))
+		t.Fatalf("redistest: redis-sentinel did not answer on %s:\n%s", addr, log)
+	}
+	return &Sentinel{Addr: addr, Master: master, URL: "redis-sentinel://" + addr + "?master=" + master}
+}

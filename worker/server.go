@@ -33,8 +33,16 @@ type Config struct {
 	// shutdown begins; jobs still running then go back to the queue.
 	// Default: 30s.
 	ShutdownTimeout time.Duration
-	// QueueCheckInterval is how often an idle worker looks for new jobs;
-	// asynq sleeps between 0.5 and 1.5 times it. Default: 100ms.
+	// IdleCheckInterval is how often an idle worker looks at every queue
+	// although Redis announced no change (±25%). An idle worker waits for
+	// Redis to say that a queue's pending list changed (client-side-caching
+	// invalidations, Redis 6+), so a new job is taken within a round trip
+	// of its enqueue; this look is the safety net. Default: 1s.
+	IdleCheckInterval time.Duration
+	// QueueCheckInterval is how often an idle worker looks for new jobs
+	// when Redis cannot announce them (a Redis before 6 or one that refuses
+	// CLIENT TRACKING, a cluster client, while the announcing connection
+	// reconnects) (±25%). Default: 100ms.
 	QueueCheckInterval time.Duration
 	// DelayedCheckInterval is how often scheduled and retrying jobs that
 	// are due are moved back to their queue. Default: 1s.
@@ -71,6 +79,9 @@ type Worker struct {
 	// parked is true while it is parked.
 	parkCh chan struct{}
 	parked atomic.Bool
+
+	// pickup is Run's long poll (tests look at it).
+	pickup atomic.Pointer[pickup]
 }
 
 // errMissingClient is returned by New without a platform client.
@@ -99,6 +110,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 	}
 	if cfg.QueueCheckInterval <= 0 {
 		cfg.QueueCheckInterval = 100 * time.Millisecond
+	}
+	if cfg.IdleCheckInterval <= 0 {
+		cfg.IdleCheckInterval = time.Second
 	}
 	if cfg.DelayedCheckInterval <= 0 {
 		cfg.DelayedCheckInterval = time.Second
@@ -129,7 +143,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 		LogLevel:        asynqLevel(cfg.LogLevel),
 		ShutdownTimeout: cfg.ShutdownTimeout,
 
-		TaskCheckInterval:        cfg.QueueCheckInterval,
+		// The pickup (pickup.go) waits for work; asynq's own sleep after
+		// an empty round only delays a job that arrives during it.
+		TaskCheckInterval:        time.Millisecond,
 		DelayedTaskCheckInterval: cfg.DelayedCheckInterval,
 	}
 	return w, nil
@@ -148,10 +164,19 @@ func (w *Worker) Run(ctx context.Context) error {
 			_ = c.Close()
 		}
 	}()
+	queues := make([]string, 0, len(w.asynqCfg.Queues))
+	for q := range w.asynqCfg.Queues {
+		queues = append(queues, q)
+	}
+	pick := newPickup(w.rdb, queues, w.cfg.IdleCheckInterval, w.cfg.QueueCheckInterval, w.log)
+	pick.start()
+	defer pick.close()
+	w.pickup.Store(pick)
 	for {
 		// An asynq.Server cannot start again once shut down: each
 		// stretch of taking jobs has its own.
-		server := asynq.NewServerFromRedisClient(w.rdb, w.asynqCfg)
+		pick.resume()
+		server := asynq.NewServerFromRedisClient(dequeueClient{w.rdb, pick}, w.asynqCfg)
 		if err := server.Start(w.mux); err != nil {
 			return fmt.Errorf("worker: start: %w", err)
 		}
@@ -159,11 +184,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			w.log.Info("worker stopping", slog.Duration("shutdown_timeout", w.cfg.ShutdownTimeout))
+			pick.interrupt()
 			server.Shutdown()
 			return nil
 		case <-w.parkCh:
 		}
 		w.log.ErrorContext(ctx, "platform refused this replica's credentials (40101): handing back its jobs and taking no more")
+		pick.interrupt()
 		server.Shutdown()
 		select {
 		case <-w.parkCh: // asked again while shutting down

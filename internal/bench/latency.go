@@ -55,23 +55,28 @@ type IdleLoad struct {
 
 // LatencyMCPJobs is the mcpjobs side's figures.
 type LatencyMCPJobs struct {
-	// Inline is the overhead over the platform's latency of
+	// Inline is the overhead over the platform's time of
 	// coverage_aspect_analysis with wait_seconds 10: call to answer with
-	// the result, minus the platform's time.
+	// the result, minus the simulator handler's time for the job's call.
 	Inline Percentiles `json:"inline_wait_overhead"`
 	// SubmitGetJob is the same for coverage_aspect_analysis with
 	// wait_seconds 0 followed by get_job with wait_seconds 10.
 	SubmitGetJob Percentiles `json:"submit_get_job_overhead"`
+	// Platform is the simulator's own time per call (its handler's, the
+	// configured latency plus its work), which the overheads leave out.
+	Platform Percentiles `json:"platform_time"`
 	// Idle is an idle worker replica's Redis load.
 	Idle IdleLoad `json:"idle_replica"`
 }
 
 // LatencyBare is the baseline side's figures.
 type LatencyBare struct {
-	// EnqueueInspect is the overhead over the platform's latency of
+	// EnqueueInspect is the overhead over the platform's time of
 	// asynq.Client.EnqueueContext followed by Inspector.GetTaskInfo every
 	// millisecond until the task completed.
 	EnqueueInspect Percentiles `json:"enqueue_inspect_overhead"`
+	// Platform is the simulator's own time per call.
+	Platform Percentiles `json:"platform_time"`
 	// Idle is an idle asynq.Server's Redis load.
 	Idle IdleLoad `json:"idle_server"`
 }
@@ -110,7 +115,9 @@ const bareCheckInterval = 100 * time.Millisecond
 //     caller that enqueues with asynq.Client and reads the task with the
 //     Inspector every millisecond until it completed.
 //
-// Each figure is the call's time minus Latency. Then each side's replica is
+// Each figure is the call's time minus the platform's: the time the
+// simulator's HTTP handler took over the job's one call (Latency plus the
+// simulator's own work, about 2 ms for this aspect analysis). Then each side's replica is
 // left idle for IdleWindow and its Redis commands counted.
 func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyReport, error) {
 	cfg = cfg.withDefaults()
@@ -172,37 +179,36 @@ func latencyMCPJobs(ctx context.Context, cfg LatencyConfig) (LatencyMCPJobs, err
 	// One call of each mode first, uncounted: the first job fetches the
 	// platform token and opens the connections.
 	for _, inline := range []bool{true, false} {
-		if _, err := latencyCall(ctx, c, inline); err != nil {
+		if _, _, err := latencyCall(ctx, c, plat, inline); err != nil {
 			return out, err
 		}
 	}
-	var inline, split []time.Duration
+	var inline, split, platform []time.Duration
 	for range cfg.Calls {
 		for _, mode := range []bool{true, false} {
-			d, err := latencyCall(ctx, c, mode)
+			d, took, err := latencyCall(ctx, c, plat, mode)
 			if err != nil {
 				return out, err
 			}
+			platform = append(platform, took)
 			if mode {
-				inline = append(inline, d-cfg.Latency)
+				inline = append(inline, d-took)
 			} else {
-				split = append(split, d-cfg.Latency)
+				split = append(split, d-took)
 			}
 		}
 	}
-	out.Inline, out.SubmitGetJob = percentiles(inline), percentiles(split)
+	out.Inline, out.SubmitGetJob, out.Platform = percentiles(inline), percentiles(split), percentiles(platform)
 	out.Idle, err = idleLoad(ctx, db.Client, cfg.IdleWindow)
 	return out, err
 }
 
 // latencyCall runs one aspect job through MCP and answers how long it took
-// to learn its result.
-func latencyCall(ctx context.Context, c *mcpclient.Client, inline bool) (time.Duration, error) {
+// to learn its result, and how long the platform took over its call.
+func latencyCall(ctx context.Context, c *mcpclient.Client, plat *platform, inline bool) (total, took time.Duration, err error) {
+	callsBefore, _ := plat.lastAspect()
 	start := time.Now()
-	var (
-		v   toolView
-		err error
-	)
+	var v toolView
 	if inline {
 		v, err = callTool(ctx, c, "coverage_aspect_analysis", withArgs(aspectArgs, map[string]any{"wait_seconds": 10}))
 	} else {
@@ -211,12 +217,23 @@ func latencyCall(ctx context.Context, c *mcpclient.Client, inline bool) (time.Du
 			v, err = callTool(ctx, c, "get_job", map[string]any{"job_id": v.JobID, "wait_seconds": 10})
 		}
 	}
-	took := time.Since(start)
+	total = time.Since(start)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if v.State != jobs.StateCompleted {
-		return 0, fmt.Errorf("job %s is %s after %v, want completed", v.JobID, v.State, took)
+		return 0, 0, fmt.Errorf("job %s is %s after %v, want completed", v.JobID, v.State, total)
+	}
+	took, err = plat.oneAspect(callsBefore)
+	return total, took, err
+}
+
+// oneAspect checks that the platform answered one aspect call since it had
+// answered callsBefore, and answers how long it took over it.
+func (p *platform) oneAspect(callsBefore int64) (time.Duration, error) {
+	calls, took := p.lastAspect()
+	if calls != callsBefore+1 {
+		return 0, fmt.Errorf("the platform saw %d aspect calls for one job, want 1", calls-callsBefore)
 	}
 	return took, nil
 }
@@ -266,43 +283,46 @@ func latencyBare(ctx context.Context, cfg LatencyConfig) (LatencyBare, error) {
 		return out, err
 	}
 	opts := bareOptions(jobs.TypeAspect)
-	call := func() (time.Duration, error) {
+	call := func() (total, took time.Duration, err error) {
+		callsBefore, _ := plat.lastAspect()
 		start := time.Now()
 		info, err := client.EnqueueContext(ctx, asynq.NewTask(jobs.TypeAspect, body), opts...)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		deadline := start.Add(10 * time.Second)
 		for {
 			ti, err := inspector.GetTaskInfo(info.Queue, info.ID)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			if ti.State == asynq.TaskStateCompleted {
-				return time.Since(start), nil
+				total = time.Since(start)
+				took, err = plat.oneAspect(callsBefore)
+				return total, took, err
 			}
 			if time.Now().After(deadline) {
-				return 0, fmt.Errorf("task %s is %v after 10s, want completed", info.ID, ti.State)
+				return 0, 0, fmt.Errorf("task %s is %v after 10s, want completed", info.ID, ti.State)
 			}
 			select {
 			case <-ctx.Done():
-				return 0, ctx.Err()
+				return 0, 0, ctx.Err()
 			case <-time.After(time.Millisecond):
 			}
 		}
 	}
-	if _, err := call(); err != nil { // warm-up, uncounted
+	if _, _, err := call(); err != nil { // warm-up, uncounted
 		return out, err
 	}
-	ds := make([]time.Duration, 0, cfg.Calls)
+	var ds, platform []time.Duration
 	for range cfg.Calls {
-		d, err := call()
+		d, took, err := call()
 		if err != nil {
 			return out, err
 		}
-		ds = append(ds, d-cfg.Latency)
+		ds, platform = append(ds, d-took), append(platform, took)
 	}
-	out.EnqueueInspect = percentiles(ds)
+	out.EnqueueInspect, out.Platform = percentiles(ds), percentiles(platform)
 	out.Idle, err = idleLoad(ctx, db.Client, cfg.IdleWindow)
 	return out, err
 }

@@ -56,6 +56,9 @@ type platform struct {
 	base     time.Time // with its monotonic clock reading
 	dagCalls atomic.Int64
 	dagDone  atomic.Int64 // since base
+
+	aspectCalls atomic.Int64
+	aspectTook  atomic.Int64 // the last aspect call's time in the handler
 }
 
 func newPlatform() (*platform, error) {
@@ -65,7 +68,12 @@ func newPlatform() (*platform, error) {
 	}
 	p := &platform{sim: sim, base: time.Now()}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		sim.ServeHTTP(w, r)
+		if r.URL.Path == "/api/coverage/aspect" {
+			p.aspectTook.Store(int64(time.Since(start)))
+			p.aspectCalls.Add(1)
+		}
 		if r.URL.Path == "/api/dag/compile" {
 			p.dagDone.Store(int64(time.Since(p.base)))
 			p.dagCalls.Add(1)
@@ -88,6 +96,12 @@ func newPlatform() (*platform, error) {
 // last one was.
 func (p *platform) lastDAG() (int64, time.Time) {
 	return p.dagCalls.Load(), p.base.Add(time.Duration(p.dagDone.Load()))
+}
+
+// lastAspect returns the number of aspect calls answered and how long the
+// simulator took over the last one.
+func (p *platform) lastAspect() (int64, time.Duration) {
+	return p.aspectCalls.Load(), time.Duration(p.aspectTook.Load())
 }
 
 // dialMCP connects an MCP client over streamable HTTP, with its own

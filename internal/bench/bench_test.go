@@ -96,10 +96,13 @@ func checkLatency(t *testing.T, r *bench.LatencyReport) {
 			t.Errorf("latency, %s: %+v", name, p)
 		}
 	}
-	for name, l := range map[string]bench.IdleLoad{"mcpjobs": r.MCPJobs.Idle, "bare": r.Bare.Idle} {
-		if l.Seconds <= 0 || l.CommandsPerSecond <= 0 || l.ByCommand["evalsha"] <= 0 || l.ByCommand["info"] != 0 {
-			t.Errorf("latency, idle %s: %+v", name, l)
-		}
+	// An idle worker may make no command in a short window; asynq
+	// polling every 100 ms makes dozens.
+	if l := r.MCPJobs.Idle; l.Seconds <= 0 || l.CommandsPerSecond < 0 || l.ByCommand["info"] != 0 {
+		t.Errorf("latency, idle mcpjobs: %+v", l)
+	}
+	if l := r.Bare.Idle; l.Seconds <= 0 || l.ByCommand["evalsha"] <= 0 || l.ByCommand["info"] != 0 {
+		t.Errorf("latency, idle bare: %+v", l)
 	}
 	if r.P50Ratio <= 0 || r.P99Ratio <= 0 {
 		t.Errorf("latency ratios: %+v", r)

@@ -304,12 +304,12 @@ func (s *stack) assertCancelled(t *testing.T, id string) {
 	}
 }
 
-// TestCancelsAtRandomMomentsUnderFaults: batch jobs cancelled at random
+// TestCancelsAtRandomMomentsUnderFaults: 100 batch jobs, two in three cancelled at random
 // moments while the platform fails 10% of calls and loses 10% of replies:
 // every job ends true to its batch, no task is left running, none was
 // submitted twice.
 func TestCancelsAtRandomMomentsUnderFaults(t *testing.T) {
-	const n = 30
+	const n = 100
 	s := batchStack(t, simulator.Config{BatchDuration: 2 * time.Second, Latency: 20 * time.Millisecond})
 	if err := s.sim.SetFaults(simulator.Faults{HTTP5xx: 0.05, Busy: 0.05, LostReply: 0.1}); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,7 @@
 package mcp
 
 import (
-	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -125,16 +123,6 @@ func (s *Server) HTTPHandler() http.Handler {
 		s.opts.OAuth.handleMetadata(mux)
 	}
 	return mux
-}
-
-// ServeStdio serves MCP over in and out as LocalIdentity until ctx ends or
-// in closes.
-func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	stdio := mcpserver.NewStdioServer(s.mcp)
-	stdio.SetContextFunc(func(ctx context.Context) context.Context {
-		return WithIdentity(ctx, LocalIdentity)
-	})
-	return stdio.Listen(ctx, in, out)
 }
 
 // limitBody caps a request body at MaxRequestBytes, and lets at most

@@ -106,11 +106,15 @@ var legacyTasks = mcpgo.ClientCapabilities{Tasks: &mcpgo.TasksCapability{List: &
 
 var aspectArgs = map[string]any{"coverage_id": "dem_30m", "bbox": []float64{116.0, 39.8, 116.1, 39.9}}
 
+// rawIDs numbers raw requests (small: mcp-go's stdio client matches
+// answers by IDs read as float64).
+var rawIDs atomic.Int64
+
 // rawCall sends a request through the client's transport and answers its
 // raw result, or its error.
 func rawCall(t *testing.T, c *mcpclient.Client, method string, params any) (json.RawMessage, *mcpgo.JSONRPCErrorDetails) {
 	t.Helper()
-	res, err := c.GetTransport().SendRequest(t.Context(), transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(time.Now().UnixNano()), Method: method, Params: params})
+	res, err := c.GetTransport().SendRequest(t.Context(), transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(rawIDs.Add(1) + 1000), Method: method, Params: params})
 	if err != nil {
 		t.Fatalf("%s: %v", method, err)
 	}
@@ -457,5 +461,53 @@ func TestTasksExtensionAcrossReplicas(t *testing.T) {
 	}
 	if _, rpcErr := modern(t, s.mcpURL, "alice", "tasks/get", map[string]any{"taskId": id}, false); rpcErr == nil || rpcErr.Code != -32021 {
 		t.Errorf("tasks/get without the extension: %+v", rpcErr)
+	}
+}
+
+func TestTasksOverStdio(t *testing.T) {
+	s := newStack(t, simulator.Config{Latency: 200 * time.Millisecond})
+	jc := jobs.NewClient(s.rdb, jobs.Options{RecheckInterval: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = jc.Close() })
+	m, err := mcp.New(mcp.Options{Jobs: jc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientToServer, serverIn := io.Pipe()
+	serverOut, serverToClient := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- m.ServeStdio(t.Context(), clientToServer, serverToClient) }()
+	t.Cleanup(func() {
+		_ = serverIn.Close()
+		if err := <-done; err != nil {
+			t.Errorf("ServeStdio: %v", err)
+		}
+		_ = serverToClient.Close()
+	})
+	c := mcpclient.NewClient(transport.NewIO(serverOut, serverIn, io.NopCloser(strings.NewReader(""))))
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	init, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{
+		ProtocolVersion: mcpgo.ProtocolVersion20251125,
+		ClientInfo:      mcpgo.Implementation{Name: "tasks-stdio", Version: "1"},
+		Capabilities:    legacyTasks,
+	}})
+	if err != nil || init.Capabilities.Tasks == nil {
+		t.Fatalf("initialize over stdio: %+v, %v", init, err)
+	}
+	task := createTask(t, c, "coverage_aspect_analysis", aspectArgs)
+	res, err := c.TaskResult(t.Context(), mcpgo.TaskResultRequest{Params: mcpgo.TaskResultParams{TaskId: task.TaskId}})
+	if err != nil || res.IsError || len(res.Content) == 0 {
+		t.Fatalf("tasks/result over stdio: %+v, %v", res, err)
+	}
+	got, err := c.GetTask(t.Context(), mcpgo.GetTaskRequest{Params: mcpgo.GetTaskParams{TaskId: task.TaskId}})
+	if err != nil || got.Status != mcpgo.TaskStatusCompleted {
+		t.Fatalf("tasks/get over stdio: %+v, %v", got, err)
+	}
+	// The task is the local identity's: alice, over HTTP, does not see it.
+	onHTTP, _ := taskClient(t, s.mcpURL, "alice", legacyTasks, nil)
+	if _, err := onHTTP.GetTask(t.Context(), mcpgo.GetTaskRequest{Params: mcpgo.GetTaskParams{TaskId: task.TaskId}}); err == nil {
+		t.Errorf("alice reads the local identity's task")
 	}
 }

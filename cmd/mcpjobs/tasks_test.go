@@ -465,7 +465,7 @@ func TestTasksExtensionAcrossReplicas(t *testing.T) {
 }
 
 func TestTasksOverStdio(t *testing.T) {
-	s := newStack(t, simulator.Config{Latency: 200 * time.Millisecond})
+	s := newStack(t, simulator.Config{Latency: 1500 * time.Millisecond})
 	jc := jobs.NewClient(s.rdb, jobs.Options{RecheckInterval: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = jc.Close() })
 	m, err := mcp.New(mcp.Options{Jobs: jc})
@@ -504,6 +504,22 @@ func TestTasksOverStdio(t *testing.T) {
 	got, err := c.GetTask(t.Context(), mcpgo.GetTaskRequest{Params: mcpgo.GetTaskParams{TaskId: task.TaskId}})
 	if err != nil || got.Status != mcpgo.TaskStatusCompleted {
 		t.Fatalf("tasks/get over stdio: %+v, %v", got, err)
+	}
+	// Without a task, progress notifications stream out while the tool waits.
+	var progress atomic.Int64
+	c.OnNotification(func(n mcpgo.JSONRPCNotification) {
+		if n.Method == "notifications/progress" {
+			progress.Add(1)
+		}
+	})
+	res2, err := c.CallTool(t.Context(), mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: "execute_code_to_dag",
+		Arguments: map[string]any{"code": "Image('dem_30m')", "language": "javascript"},
+		Meta:      &mcpgo.Meta{ProgressToken: "p-stdio"}}})
+	if err != nil || res2.IsError {
+		t.Fatalf("tools/call over stdio: %v %+v", err, res2)
+	}
+	if progress.Load() == 0 {
+		t.Error("no progress notification over stdio during a 1.5 s job")
 	}
 	// The task is the local identity's: alice, over HTTP, does not see it.
 	onHTTP, _ := taskClient(t, s.mcpURL, "alice", legacyTasks, nil)

@@ -15,8 +15,8 @@ import (
 
 // The task records and HTTP sessions in Redis.
 
-func taskKey(owner, id string) string  { return "mcpjobs:task:" + owner + ":" + id }
-func taskIndexKey(owner string) string { return "mcpjobs:tasks:" + owner }
+func taskKey(owner, id string) string  { return "mcpjobs:mcptask:" + owner + ":" + id }
+func taskIndexKey(owner string) string { return "mcpjobs:mcptasks:" + owner }
 func sessionKey(id string) string      { return "mcpjobs:mcp:session:" + id }
 
 // taskRecord is what the protocol adds to a job made a task. It expires

@@ -527,3 +527,29 @@ func TestTasksOverStdio(t *testing.T) {
 		t.Errorf("alice reads the local identity's task")
 	}
 }
+
+func TestBatchTaskShowsProgress(t *testing.T) {
+	s := newStack(t, simulator.Config{BatchDuration: 3 * time.Second})
+	c, _ := taskClient(t, s.mcpURL, "alice", legacyTasks, nil)
+	task := createTask(t, c, "submit_batch_task", submitArgs)
+	if task.PollInterval == nil || *task.PollInterval != 5000 {
+		t.Errorf("batch task's pollInterval: %v", task.PollInterval)
+	}
+	var msg string
+	waitUntil(t, 10*time.Second, func() bool {
+		got, err := c.GetTask(t.Context(), mcpgo.GetTaskRequest{Params: mcpgo.GetTaskParams{TaskId: task.TaskId}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg = got.StatusMessage
+		return got.Status == mcpgo.TaskStatusWorking && strings.Contains(msg, "platform task bt-") && strings.Contains(msg, "progress")
+	})
+	res, err := c.TaskResult(t.Context(), mcpgo.TaskResultRequest{Params: mcpgo.TaskResultParams{TaskId: task.TaskId}})
+	if err != nil || res.IsError {
+		t.Fatalf("tasks/result of a batch: %+v, %v (last status message %q)", res, err, msg)
+	}
+	got, err := c.GetTask(t.Context(), mcpgo.GetTaskRequest{Params: mcpgo.GetTaskParams{TaskId: task.TaskId}})
+	if err != nil || got.Status != mcpgo.TaskStatusCompleted {
+		t.Errorf("batch task after its end: %+v, %v", got, err)
+	}
+}

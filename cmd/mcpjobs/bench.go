@@ -38,6 +38,8 @@ func runBench(ctx context.Context, a *app, args []string) error {
 	fs.DurationVar(&cfg.Latency.Latency, "latency", 50*time.Millisecond, "latency: time the platform takes per call")
 	fs.DurationVar(&cfg.Latency.IdleWindow, "idle-window", 3*time.Second, "latency: how long an idle replica's Redis commands are counted")
 	fs.IntVar(&cfg.Memory.Jobs, "queued", 10000, "memory: pending jobs queued on each side")
+	fs.IntVar(&cfg.List.Jobs, "list-jobs", 100000, "list: jobs of one owner")
+	fs.IntVar(&cfg.List.Pages, "pages", 200, "list: pages of 50 read in each mode")
 	fs.IntVar(&cfg.TokenStorm.Replicas, "replicas", 3, "token-storm: worker replicas")
 	fs.IntVar(&cfg.TokenStorm.InFlight, "in-flight", 16, "token-storm: concurrent calls per replica")
 	fs.IntVar(&cfg.TokenStorm.Expiries, "expiries", 5, "token-storm: times every token is ended")

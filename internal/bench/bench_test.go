@@ -29,6 +29,7 @@ func setup(t *testing.T) bench.Config {
 		Wakeup:     bench.WakeupConfig{Waits: 10, PollInterval: 20 * time.Millisecond},
 		Latency:    bench.LatencyConfig{Calls: 5, Latency: 5 * time.Millisecond, IdleWindow: 300 * time.Millisecond},
 		Memory:     bench.MemoryConfig{Jobs: 200},
+		List:       bench.ListConfig{Jobs: 300, Pages: 5},
 		TokenStorm: bench.TokenStormConfig{Replicas: 2, InFlight: 2, Expiries: 1, Phase: 100 * time.Millisecond},
 	}
 }
@@ -131,6 +132,18 @@ func checkTokenStorm(t *testing.T, r *bench.TokenStormReport) {
 	}
 }
 
+func checkList(t *testing.T, r *bench.ListReport) {
+	t.Helper()
+	for name, p := range map[string]bench.Percentiles{"page": r.Page, "filtered": r.Filtered, "per job": r.PerJob} {
+		if p.Count != 5 || p.P50 <= 0 || p.P99 < p.P50 {
+			t.Errorf("list, %s: %+v", name, p)
+		}
+	}
+	if r.Jobs != 300 || r.Limit != 50 || r.Ratio <= 0 {
+		t.Errorf("list: %+v", r)
+	}
+}
+
 func TestScenarios(t *testing.T) {
 	cases := []struct {
 		scenario string
@@ -142,6 +155,7 @@ func TestScenarios(t *testing.T) {
 		{"wakeup", false, func(t *testing.T, r any) { checkWakeup(t, r.(*bench.WakeupReport)) }},
 		{"latency", false, func(t *testing.T, r any) { checkLatency(t, r.(*bench.LatencyReport)) }},
 		{"memory", true, func(t *testing.T, r any) { checkMemory(t, r.(*bench.MemoryReport)) }},
+		{"list", false, func(t *testing.T, r any) { checkList(t, r.(*bench.ListReport)) }},
 		{"token-storm", false, func(t *testing.T, r any) { checkTokenStorm(t, r.(*bench.TokenStormReport)) }},
 		{"all", true, func(t *testing.T, r any) {
 			all := r.(*bench.AllReport)
@@ -153,6 +167,7 @@ func TestScenarios(t *testing.T) {
 			checkWakeup(t, all.Wakeup)
 			checkLatency(t, all.Latency)
 			checkMemory(t, all.Memory)
+			checkList(t, all.List)
 			checkTokenStorm(t, all.TokenStorm)
 		}},
 	}

@@ -12,7 +12,7 @@ import (
 
 // Scenarios are the scenario names Run accepts, besides "all", in the
 // order "all" runs them.
-var Scenarios = []string{"enqueue", "throughput", "wakeup", "latency", "memory", "token-storm"}
+var Scenarios = []string{"enqueue", "throughput", "wakeup", "latency", "memory", "list", "token-storm"}
 
 // Config holds the settings of every scenario.
 type Config struct {
@@ -24,6 +24,7 @@ type Config struct {
 	Wakeup     WakeupConfig
 	Latency    LatencyConfig
 	Memory     MemoryConfig
+	List       ListConfig
 	// TokenStorm's NewRedis, when nil, opens the mcpjobs side's database.
 	TokenStorm TokenStormConfig
 	// Logger receives a line as each scenario starts. Default: discard.
@@ -38,6 +39,7 @@ type AllReport struct {
 	Wakeup     *WakeupReport     `json:"wakeup"`
 	Latency    *LatencyReport    `json:"latency"`
 	Memory     *MemoryReport     `json:"memory"`
+	List       *ListReport       `json:"list"`
 	TokenStorm *TokenStormReport `json:"token-storm"`
 }
 
@@ -83,6 +85,10 @@ func Run(ctx context.Context, scenario string, cfg Config) (any, error) {
 		c := cfg.Memory
 		c.Redis = cfg.Redis
 		rep, err = Memory(ctx, c)
+	case "list":
+		c := cfg.List
+		c.Redis = cfg.Redis
+		rep, err = List(ctx, c)
 	case "token-storm":
 		c := cfg.TokenStorm
 		if c.NewRedis == nil {
@@ -125,6 +131,8 @@ func runAll(ctx context.Context, cfg Config) (*AllReport, error) {
 			rep.Latency = r
 		case *MemoryReport:
 			rep.Memory = r
+		case *ListReport:
+			rep.List = r
 		case *TokenStormReport:
 			rep.TokenStorm = r
 		}

@@ -245,11 +245,14 @@ func TestDataLossHeals(t *testing.T) {
 	var wg sync.WaitGroup
 	var firstErr sync.Once
 	var errSeen error
+	m := newMoves(replicas * callers)
 	for r := range replicas {
 		s, c := e.replica(t, fmt.Sprintf("replica-%d", r), nil)
-		for range callers {
+		for k := range callers {
+			i := r*callers + k
 			wg.Go(func() {
 				for ctx.Err() == nil {
+					started := m.start()
 					err := callOnce(ctx, s, c)
 					if err != nil && ctx.Err() == nil {
 						failures.Add(1)
@@ -258,35 +261,39 @@ func TestDataLossHeals(t *testing.T) {
 							firstErr.Do(func() { errSeen = err })
 						}
 					}
+					m.done(i, started, err)
 					calls.Add(1)
 				}
 			})
 		}
 	}
-	progress := func() {
-		before := calls.Load()
-		waitFor(t, func() bool { return calls.Load() > before+200 })
-	}
+	// progress waits until every caller has made a call that worked since
+	// the last event; events call m.next() first.
+	progress := func() { waitFor(t, m.allMoved) }
 	issued := func(n int64) {
 		waitFor(t, func() bool { return e.sim.Stats().TokensIssued >= n })
 	}
 	issued(1)
 	progress()
 	// Data loss with a valid token cached everywhere.
+	m.next()
 	if err := rdb.FlushAll(t.Context()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	progress()
 	// Data loss in the middle of an expiry wave.
+	m.next()
 	e.sim.ExpireTokens()
 	if err := rdb.FlushAll(t.Context()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	issued(2)
 	progress()
+	m.next()
 	progress()
 	settled.Store(true)
 	for i := range expiries {
+		m.next()
 		e.sim.ExpireTokens()
 		issued(int64(i + 3))
 		progress()

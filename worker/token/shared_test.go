@@ -92,6 +92,48 @@ func callOnce(ctx context.Context, s *token.Shared, c *intranet.Client) error {
 	return err
 }
 
+// moves tracks the callers of a storm: epoch counts the events so far (an
+// expiry, a data loss), and last[i] is the epoch in which caller i last
+// started a call that succeeded. Waiting until every caller has moved past
+// an event before the next one means that on a slow machine no caller's
+// repeated call meets two expiries (which would fail it, and is not what
+// these tests are about).
+type moves struct {
+	epoch atomic.Int64
+	last  []atomic.Int64
+}
+
+func newMoves(callers int) *moves {
+	m := &moves{last: make([]atomic.Int64, callers)}
+	for i := range m.last {
+		m.last[i].Store(-1)
+	}
+	return m
+}
+
+// start is the epoch to pass to done when the call ends.
+func (m *moves) start() int64 { return m.epoch.Load() }
+
+// done records the end of caller i's call started in epoch started.
+func (m *moves) done(i int, started int64, err error) {
+	if err == nil {
+		m.last[i].Store(started)
+	}
+}
+
+// next begins a new epoch: call it just before the event.
+func (m *moves) next() { m.epoch.Add(1) }
+
+// allMoved reports whether every caller succeeded since the last event.
+func (m *moves) allMoved() bool {
+	for i := range m.last {
+		if m.last[i].Load() < m.epoch.Load() {
+			return false
+		}
+	}
+	return true
+}
+
 // TestStorm: K replicas × M callers, E forced expiries → E+1 auth calls
 // (the first token and one per expiry), and no call fails.
 func TestStorm(t *testing.T) {
@@ -102,16 +144,20 @@ func TestStorm(t *testing.T) {
 	var wg sync.WaitGroup
 	var firstErr sync.Once
 	var errSeen error
+	m := newMoves(replicas * callers)
 	for r := range replicas {
 		s, c := e.replica(t, fmt.Sprintf("replica-%d", r), nil)
-		for range callers {
+		for k := range callers {
+			i := r*callers + k
 			wg.Go(func() {
 				for ctx.Err() == nil {
+					started := m.start()
 					err := callOnce(ctx, s, c)
 					if err != nil && ctx.Err() == nil {
 						failures.Add(1)
 						firstErr.Do(func() { errSeen = err })
 					}
+					m.done(i, started, err)
 					calls.Add(1)
 				}
 			})
@@ -119,13 +165,13 @@ func TestStorm(t *testing.T) {
 	}
 	// Wait for tokens to be issued, not only asked for: an expiry between
 	// the two would not end the new token.
-	waitFor(t, func() bool { return e.sim.Stats().TokensIssued >= 1 && calls.Load() > 100 })
+	waitFor(t, func() bool { return e.sim.Stats().TokensIssued >= 1 && m.allMoved() })
 	for i := range expiries {
+		m.next()
 		e.sim.ExpireTokens()
 		want := int64(i + 2)
 		waitFor(t, func() bool { return e.sim.Stats().TokensIssued >= want })
-		before := calls.Load()
-		waitFor(t, func() bool { return calls.Load() > before+200 })
+		waitFor(t, m.allMoved)
 	}
 	cancel()
 	wg.Wait()

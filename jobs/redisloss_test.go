@@ -108,8 +108,13 @@ func TestWaitReplicas(t *testing.T) {
 		t.Fatalf("the job not acknowledged by a replica: Get = %+v, %v; want it queued on the primary", v, err)
 	}
 
+	// With a replica, the acknowledgement may take long on a loaded
+	// machine: a generous timeout (without a replica, the wait above lasts
+	// the whole timeout, hence a short one there).
 	replica := redistest.StartReplica(t, primary)
-	v, err := jc.Enqueue(ctx, "alice", aspect)
+	patient := jobs.NewClient(rdb, jobs.Options{WaitReplicas: 1, WaitTimeout: 15 * time.Second})
+	t.Cleanup(func() { _ = patient.Close() })
+	v, err := patient.Enqueue(ctx, "alice", aspect)
 	if err != nil {
 		t.Fatalf("Enqueue with a replica linked: %v", err)
 	}

@@ -132,9 +132,11 @@ type pickup struct {
 	done   chan struct{}
 	ps     atomic.Pointer[redis.PubSub] // closed by close: a read does not end with ctx
 
-	// blocks counts the waits for work, waiting is 1 during one (tests).
+	// blocks counts the waits for work, waiting is 1 during one, pauses
+	// the pauses after a failed dequeue (tests).
 	blocks  atomic.Int64
 	waiting atomic.Int32
+	pauses  atomic.Int64
 }
 
 func newPickup(rdb redis.UniversalClient, queues []string, idle, fallback time.Duration, log *slog.Logger) *pickup {
@@ -357,6 +359,12 @@ func (p *pickup) after(q string, cmd *redis.Cmd, stop chan struct{}) {
 		p.mu.Lock()
 		p.state[q].more = 0
 		p.mu.Unlock()
+	case strings.HasPrefix(err.Error(), "NOSCRIPT"):
+		// Redis does not know the script yet (a new or restarted Redis):
+		// go-redis sends it with EVAL at once; look at q again next time.
+		p.mu.Lock()
+		p.state[q].dirty = true
+		p.mu.Unlock()
 	default:
 		p.failed(q, stop)
 	}
@@ -366,6 +374,7 @@ func (p *pickup) after(q string, cmd *redis.Cmd, stop chan struct{}) {
 // retries a failed dequeue at once, which would spin against a Redis that
 // is down.
 func (p *pickup) failed(q string, stop chan struct{}) {
+	p.pauses.Add(1)
 	p.mu.Lock()
 	p.state[q].dirty, p.state[q].more = true, 0
 	p.mu.Unlock()

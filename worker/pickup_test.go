@@ -304,3 +304,25 @@ func TestDequeueQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstJobOnNewRedis: the dequeue script unknown to Redis (NOSCRIPT,
+// then EVAL) is not a failure that pauses the worker.
+func TestFirstJobOnNewRedis(t *testing.T) {
+	s := startPickup(t, nil)
+	s.listening(t)
+	s.quiet(t)
+	ctx := t.Context()
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.jobs.Enqueue(ctx, "alice", dag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err = s.jobs.Wait(ctx, "alice", v.JobID, 5*time.Second, nil); err != nil || v.State != jobs.StateCompleted {
+		t.Fatalf("job: %+v, %v; want completed", v, err)
+	}
+	if n := s.w.pickup.Load().pauses.Load(); n != 0 {
+		t.Errorf("the worker paused %d times after SCRIPT FLUSH; want none", n)
+	}
+}

@@ -36,6 +36,7 @@ func runBench(ctx context.Context, a *app, args []string) error {
 	fs.DurationVar(&cfg.Wakeup.PollInterval, "poll-interval", 100*time.Millisecond, "wakeup: how often the polling side calls get_job")
 	fs.IntVar(&cfg.Latency.Calls, "calls", 100, "latency: sequential calls of each mode on each side")
 	fs.DurationVar(&cfg.Latency.Latency, "latency", 50*time.Millisecond, "latency: time the platform takes per call")
+	fs.IntVar(&cfg.Latency.Replicas, "latency-replicas", 1, "latency: worker replicas (and bare asynq servers), each with its own Redis connection")
 	fs.DurationVar(&cfg.Latency.IdleWindow, "idle-window", 3*time.Second, "latency: how long an idle replica's Redis commands are counted")
 	fs.IntVar(&cfg.Memory.Jobs, "queued", 10000, "memory: pending jobs queued on each side")
 	fs.IntVar(&cfg.List.Jobs, "list-jobs", 100000, "list: jobs of one owner")

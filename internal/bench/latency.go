@@ -24,9 +24,12 @@ type LatencyConfig struct {
 	Calls int
 	// Latency is the time the platform takes per call. Default: 50ms.
 	Latency time.Duration
-	// IdleWindow is how long the idle replica's Redis commands are
+	// IdleWindow is how long the idle replicas' Redis commands are
 	// counted. Default: 3s.
 	IdleWindow time.Duration
+	// Replicas is the number of worker replicas (and bare asynq servers),
+	// each with its own Redis connection. Default: 1.
+	Replicas int
 	// Redis gives each side its database. Required.
 	Redis Redis
 }
@@ -40,6 +43,9 @@ func (c LatencyConfig) withDefaults() LatencyConfig {
 	}
 	if c.IdleWindow <= 0 {
 		c.IdleWindow = 3 * time.Second
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
 	}
 	return c
 }
@@ -65,8 +71,11 @@ type LatencyMCPJobs struct {
 	// Platform is the simulator's own time per call (its handler's, the
 	// configured latency plus its work), which the overheads leave out.
 	Platform Percentiles `json:"platform_time"`
-	// Idle is an idle worker replica's Redis load.
-	Idle IdleLoad `json:"idle_replica"`
+	// CommandsPerJob is the Redis commands per job while the calls ran
+	// (INFO commandstats; the MCP side's reads and waits included).
+	CommandsPerJob float64 `json:"redis_commands_per_job"`
+	// Idle is the idle replicas' Redis load, all of them.
+	Idle IdleLoad `json:"idle_replicas"`
 }
 
 // LatencyBare is the baseline side's figures.
@@ -77,8 +86,11 @@ type LatencyBare struct {
 	EnqueueInspect Percentiles `json:"enqueue_inspect_overhead"`
 	// Platform is the simulator's own time per call.
 	Platform Percentiles `json:"platform_time"`
-	// Idle is an idle asynq.Server's Redis load.
-	Idle IdleLoad `json:"idle_server"`
+	// CommandsPerJob is the Redis commands per job while the calls ran
+	// (the caller's Inspector reads every millisecond included).
+	CommandsPerJob float64 `json:"redis_commands_per_job"`
+	// Idle is the idle asynq.Servers' Redis load, all of them.
+	Idle IdleLoad `json:"idle_servers"`
 }
 
 // LatencyReport compares the time a short job adds to the platform's when
@@ -86,6 +98,7 @@ type LatencyBare struct {
 type LatencyReport struct {
 	Scenario          string  `json:"scenario"`
 	Calls             int     `json:"calls_per_mode"`
+	Replicas          int     `json:"replicas"`
 	PlatformLatencyMS float64 `json:"platform_latency_ms"`
 	// QueueCheckIntervalMS is the bare asynq server's TaskCheckInterval
 	// (the worker's idle check before long polling).
@@ -121,7 +134,7 @@ const bareCheckInterval = 100 * time.Millisecond
 // left idle for IdleWindow and its Redis commands counted.
 func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyReport, error) {
 	cfg = cfg.withDefaults()
-	rep := &LatencyReport{Scenario: "latency", Calls: cfg.Calls, PlatformLatencyMS: ms(cfg.Latency), QueueCheckIntervalMS: ms(bareCheckInterval)}
+	rep := &LatencyReport{Scenario: "latency", Calls: cfg.Calls, Replicas: cfg.Replicas, PlatformLatencyMS: ms(cfg.Latency), QueueCheckIntervalMS: ms(bareCheckInterval)}
 	var err error
 	if rep.MCPJobs, err = latencyMCPJobs(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("mcpjobs side: %w", err)
@@ -150,14 +163,25 @@ func latencyMCPJobs(ctx context.Context, cfg LatencyConfig) (LatencyMCPJobs, err
 	}
 	defer plat.stop()
 	plat.sim.SetLatency(cfg.Latency, 0)
-	w, err := worker.New(db.Client, worker.Config{Client: plat.client, ShutdownTimeout: 5 * time.Second, Logger: discard})
-	if err != nil {
-		return out, err
-	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
+	done := make(chan error, cfg.Replicas)
+	started := 0
+	defer func() {
+		cancel()
+		for range started {
+			<-done
+		}
+	}()
+	for range cfg.Replicas {
+		rdb := db.NewClient()
+		defer rdb.Close()
+		w, err := worker.New(rdb, worker.Config{Client: plat.client, ShutdownTimeout: 5 * time.Second, Logger: discard})
+		if err != nil {
+			return out, err
+		}
+		go func() { done <- w.Run(runCtx) }()
+		started++
+	}
 
 	jc := jobs.NewClient(db.Client, jobs.Options{Logger: discard})
 	defer jc.Close()
@@ -184,6 +208,10 @@ func latencyMCPJobs(ctx context.Context, cfg LatencyConfig) (LatencyMCPJobs, err
 		}
 	}
 	var inline, split, platform []time.Duration
+	before, err := commandStats(ctx, db.Client)
+	if err != nil {
+		return out, err
+	}
 	for range cfg.Calls {
 		for _, mode := range []bool{true, false} {
 			d, took, err := latencyCall(ctx, c, plat, mode)
@@ -199,6 +227,9 @@ func latencyMCPJobs(ctx context.Context, cfg LatencyConfig) (LatencyMCPJobs, err
 		}
 	}
 	out.Inline, out.SubmitGetJob, out.Platform = percentiles(inline), percentiles(split), percentiles(platform)
+	if out.CommandsPerJob, err = commandsPerJob(ctx, db.Client, before, len(platform)); err != nil {
+		return out, err
+	}
 	out.Idle, err = idleLoad(ctx, db.Client, cfg.IdleWindow)
 	return out, err
 }
@@ -255,10 +286,10 @@ func latencyBare(ctx context.Context, cfg LatencyConfig) (LatencyBare, error) {
 	if err != nil {
 		return out, err
 	}
-	srv := asynq.NewServerFromRedisClient(db.Client, asynq.Config{
+	srvCfg := asynq.Config{
 		Concurrency: 20, Queues: jobs.Queues, Logger: nopLogger{}, ShutdownTimeout: 5 * time.Second,
 		TaskCheckInterval: bareCheckInterval, DelayedTaskCheckInterval: time.Second,
-	})
+	}
 	handler := asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		var p jobs.AspectPayload
 		if err := json.Unmarshal(t.Payload(), &p); err != nil {
@@ -271,10 +302,15 @@ func latencyBare(ctx context.Context, cfg LatencyConfig) (LatencyBare, error) {
 		_, err = t.ResultWriter().Write(resp.Data)
 		return err
 	})
-	if err := srv.Start(handler); err != nil {
-		return out, err
+	for range cfg.Replicas {
+		rdb := db.NewClient()
+		defer rdb.Close()
+		srv := asynq.NewServerFromRedisClient(rdb, srvCfg)
+		if err := srv.Start(handler); err != nil {
+			return out, err
+		}
+		defer srv.Shutdown()
 	}
-	defer srv.Shutdown()
 	client := asynq.NewClientFromRedisClient(db.Client)
 	defer client.Close()
 	inspector := asynq.NewInspectorFromRedisClient(db.Client)
@@ -315,6 +351,10 @@ func latencyBare(ctx context.Context, cfg LatencyConfig) (LatencyBare, error) {
 		return out, err
 	}
 	var ds, platform []time.Duration
+	before, err := commandStats(ctx, db.Client)
+	if err != nil {
+		return out, err
+	}
 	for range cfg.Calls {
 		d, took, err := call()
 		if err != nil {
@@ -323,6 +363,9 @@ func latencyBare(ctx context.Context, cfg LatencyConfig) (LatencyBare, error) {
 		ds, platform = append(ds, d-took), append(platform, took)
 	}
 	out.EnqueueInspect, out.Platform = percentiles(ds), percentiles(platform)
+	if out.CommandsPerJob, err = commandsPerJob(ctx, db.Client, before, len(platform)); err != nil {
+		return out, err
+	}
 	out.Idle, err = idleLoad(ctx, db.Client, cfg.IdleWindow)
 	return out, err
 }
@@ -361,6 +404,21 @@ func idleLoad(ctx context.Context, rdb redis.UniversalClient, window time.Durati
 	}
 	l.CommandsPerSecond = round3(float64(total) / secs)
 	return l, nil
+}
+
+// commandsPerJob answers the commands (but INFO) run since before, over jobs.
+func commandsPerJob(ctx context.Context, rdb redis.UniversalClient, before map[string]int64, jobs int) (float64, error) {
+	after, err := commandStats(ctx, rdb)
+	if err != nil || jobs == 0 {
+		return 0, err
+	}
+	var total int64
+	for name, n := range after {
+		if name != "info" {
+			total += n - before[name]
+		}
+	}
+	return round3(float64(total) / float64(jobs)), nil
 }
 
 // commandStats reads the calls of each command from INFO commandstats

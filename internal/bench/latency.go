@@ -166,15 +166,19 @@ func latencyMCPJobs(ctx context.Context, cfg LatencyConfig) (LatencyMCPJobs, err
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, cfg.Replicas)
 	started := 0
+	var conns []redis.UniversalClient
 	defer func() {
 		cancel()
 		for range started {
 			<-done
 		}
+		for _, c := range conns { // after the workers stopped
+			_ = c.Close()
+		}
 	}()
 	for range cfg.Replicas {
 		rdb := db.NewClient()
-		defer rdb.Close()
+		conns = append(conns, rdb)
 		w, err := worker.New(rdb, worker.Config{Client: plat.client, ShutdownTimeout: 5 * time.Second, Logger: discard})
 		if err != nil {
 			return out, err

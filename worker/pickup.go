@@ -88,17 +88,13 @@ type dequeueClient struct {
 }
 
 // EvalSha runs a script by its hash; a dequeue goes through the pickup.
+// (go-redis sends a script with Eval only after EvalSha answered NOSCRIPT,
+// so the pickup has already let that dequeue pass.)
 func (c dequeueClient) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
 	if q, ok := dequeueQueue(keys); ok {
 		return c.p.dequeue(ctx, q, func() *redis.Cmd { return c.UniversalClient.EvalSha(ctx, sha1, keys, args...) })
 	}
 	return c.UniversalClient.EvalSha(ctx, sha1, keys, args...)
-}
-
-// Eval runs a script; a dequeue goes through the pickup. go-redis sends it
-// after EvalSha answered NOSCRIPT, so the pickup has already let it pass.
-func (c dequeueClient) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return c.UniversalClient.Eval(ctx, script, keys, args...)
 }
 
 // queueState is what a pickup knows of one queue.

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"fmt"
 	"math"
 	"regexp"
 )
@@ -60,17 +61,22 @@ func validateBBox(b []float64) error {
 	if len(b) != 4 {
 		return fieldErrorf("bbox", "must be 4 numbers [min_lon, min_lat, max_lon, max_lat], got %d", len(b))
 	}
+	names := [4]string{"min_lon", "min_lat", "max_lon", "max_lat"}
 	for i, v := range b {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fieldErrorf("bbox", "element %d is not a finite number", i)
+		field := fmt.Sprintf("bbox[%d]", i)
+		limit := 180.0
+		if i%2 == 1 {
+			limit = 90
+		}
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			return fieldErrorf(field, "must be a finite number (%s), got %v", names[i], v)
+		case v < -limit || v > limit:
+			return fieldErrorf(field, "%s must be within [%v, %v], got %v", names[i], -limit, limit, v)
 		}
 	}
 	minLon, minLat, maxLon, maxLat := b[0], b[1], b[2], b[3]
 	switch {
-	case minLon < -180 || maxLon > 180:
-		return fieldErrorf("bbox", "longitudes must be within [-180, 180]")
-	case minLat < -90 || maxLat > 90:
-		return fieldErrorf("bbox", "latitudes must be within [-90, 90]")
 	case minLon >= maxLon:
 		return fieldErrorf("bbox", "min_lon %v must be less than max_lon %v", minLon, maxLon)
 	case minLat >= maxLat:

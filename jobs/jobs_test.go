@@ -27,10 +27,10 @@ func TestAspectPayloadValidate(t *testing.T) {
 		{"empty coverage", jobs.AspectPayload{BBox: ok}, "coverage_id"},
 		{"bad coverage", jobs.AspectPayload{CoverageID: "dem 30m;DROP", BBox: ok}, "coverage_id"},
 		{"no bbox", jobs.AspectPayload{CoverageID: "dem_30m"}, "bbox"},
-		{"NaN in bbox", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{math.NaN(), 0, 1, 1}}, "bbox"},
-		{"Inf in bbox", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{0, 0, math.Inf(1), 1}}, "bbox"},
+		{"NaN in bbox", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{math.NaN(), 0, 1, 1}}, "bbox[0]"},
+		{"Inf in bbox", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{0, 0, math.Inf(1), 1}}, "bbox[2]"},
 		{"min_lat above max_lat", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{0, 2, 1, 1}}, "bbox"},
-		{"longitude 200", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{0, 0, 200, 1}}, "bbox"},
+		{"longitude 200", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{0, 0, 200, 1}}, "bbox[2]"},
 		{"scale too small", jobs.AspectPayload{CoverageID: "dem_30m", BBox: ok, ScaleM: 0.5}, "scale_m"},
 		{"scale NaN", jobs.AspectPayload{CoverageID: "dem_30m", BBox: ok, ScaleM: math.NaN()}, "scale_m"},
 	}

@@ -19,6 +19,10 @@ const (
 	MaxIdempotencyKey = 128
 	// MaxNameLength caps a batch task's name.
 	MaxNameLength = 200
+	// MaxOutputFormat caps a batch task's output.format.
+	MaxOutputFormat = 32
+	// MaxOutputPath caps a batch task's output.path.
+	MaxOutputPath = 1024
 )
 
 // Languages are the code-to-DAG languages.
@@ -92,8 +96,8 @@ func (p DAGPayload) Validate() error {
 
 // BatchOutput is where a batch task writes its result.
 type BatchOutput struct {
-	Format string `json:"format"`
-	Path   string `json:"path"`
+	Format string `json:"format" jsonschema:"Output format, e.g. GeoTIFF, COG, GeoJSON, CSV, Parquet."`
+	Path   string `json:"path" jsonschema:"Output path, e.g. /data/out/aspect.tif."`
 }
 
 // BatchSubmitPayload submits a batch task (POST /api/batch/submit).
@@ -114,10 +118,10 @@ func (p BatchSubmitPayload) Validate() error {
 	if err := checkText("code", p.Code, MaxCodeBytes); err != nil {
 		return err
 	}
-	if err := checkText("output.format", p.Output.Format, 32); err != nil {
+	if err := checkText("output.format", p.Output.Format, MaxOutputFormat); err != nil {
 		return err
 	}
-	if err := checkText("output.path", p.Output.Path, 1024); err != nil {
+	if err := checkText("output.path", p.Output.Path, MaxOutputPath); err != nil {
 		return err
 	}
 	return nil

@@ -1,59 +1,35 @@
 package mcp
 
-import "encoding/json"
+import (
+	"github.com/google/jsonschema-go/jsonschema"
 
-// viewSchema is the output schema of every tool: the job view.
-var viewSchema = json.RawMessage(`{
-  "type": "object",
-  "properties": {
-    "job_id": {"type": "string", "description": "The job's ID; pass it to get_job or cancel_job."},
-    "type": {"type": "string", "description": "The job's task type."},
-    "state": {"type": "string", "enum": ["pending", "scheduled", "active", "retry", "completed", "failed", "cancelled"]},
-    "result": {
-      "type": "object",
-      "description": "Set when the job completed.",
-      "properties": {
-        "data": {"description": "The platform's answer."},
-        "execution_time_ms": {"type": "integer"},
-        "attempts": {"type": "integer"}
-      }
-    },
-    "error": {
-      "type": "object",
-      "description": "Why the job failed, or why its last attempt failed while it waits to retry.",
-      "properties": {
-        "code": {"type": "integer", "description": "The platform's error code, when it gave one."},
-        "class": {"type": "string"},
-        "message": {"type": "string"}
-      },
-      "required": ["message"]
-    },
-    "attempts": {"type": "integer"},
-    "next_attempt_at": {"type": "string", "format": "date-time"},
-    "created_at": {"type": "string", "format": "date-time"},
-    "completed_at": {"type": "string", "format": "date-time"},
-    "batch": {
-      "type": "object",
-      "description": "Batch jobs: the latest known status of the platform task.",
-      "properties": {
-        "task_id": {"type": "string"},
-        "status": {"description": "The platform's status object."},
-        "state": {"type": "string"},
-        "final": {"type": "boolean"},
-        "observed_at": {"type": "string", "format": "date-time"},
-        "observed_by": {"type": "string"}
-      }
-    }
-  },
-  "required": ["job_id", "state"]
-}`)
+	"github.com/mcpjobs/mcpjobs/jobs"
+)
 
-// listSchema is the output schema of list_jobs.
-var listSchema = json.RawMessage(`{
-  "type": "object",
-  "properties": {
-    "jobs": {"type": "array", "items": {"type": "object"}, "description": "Job views, newest first."},
-    "count": {"type": "integer"}
-  },
-  "required": ["jobs", "count"]
-}`)
+// viewSchema is the output schema of every tool but list_jobs: the job
+// view, derived from jobs.View.
+var viewSchema = mustSchema[jobs.View](func(props map[string]*jsonschema.Schema) {
+	states := make([]string, len(jobs.ValidStates))
+	for i, st := range jobs.ValidStates {
+		states[i] = string(st)
+	}
+	enumOf(props["state"], states...)
+	props["job_id"].Description = "The job's ID; pass it to get_job or cancel_job."
+	props["type"].Description = "The job's task type."
+	props["result"].Description = "Set when the job completed."
+	props["error"].Description = "Why the job failed, or why its last attempt failed while it waits to retry."
+	props["batch"].Description = "Batch jobs: the latest known status of the platform task."
+	for _, name := range []string{"next_attempt_at", "created_at", "completed_at"} {
+		props[name].Format = "date-time"
+	}
+	props["batch"].Properties["observed_at"].Format = "date-time"
+})
+
+// listOutput is list_jobs's answer.
+type listOutput struct {
+	Jobs  []*jobs.View `json:"jobs" jsonschema:"Job views, newest first."`
+	Count int          `json:"count" jsonschema:"How many jobs are listed."`
+}
+
+// listSchema is the output schema of list_jobs, derived from listOutput.
+var listSchema = mustSchema[listOutput](nil)

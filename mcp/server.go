@@ -57,6 +57,9 @@ type Server struct {
 	log   *slog.Logger
 	mcp   *mcpserver.MCPServer
 	tasks http.Handler
+	// schemas holds the input schemas that depend on Options, built once
+	// in New.
+	schemas struct{ aspect *argSchema }
 }
 
 var errMissingJobs = errors.New("mcp: Options.Jobs is nil (create one with jobs.NewClient on a Redis connection)")
@@ -79,6 +82,7 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: opts.Logger}
+	s.schemas.aspect = s.aspectArgs()
 	s.mcp = mcpserver.NewMCPServer("mcpjobs", opts.Version,
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithStrictInputSchemaDefault(),

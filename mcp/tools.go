@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
@@ -45,56 +46,94 @@ func (s *Server) tools() []tool {
 	}
 }
 
-func waitSecondsOption() mcpgo.ToolOption {
-	return mcpgo.WithNumber("wait_seconds",
-		mcpgo.Description("How long to wait for the job to end before answering with its current state, 0–60 seconds. The job goes on after the answer; fetch it later with get_job."),
-		mcpgo.Min(0), mcpgo.Max(MaxWaitSeconds), mcpgo.DefaultNumber(DefaultWaitSeconds))
+const (
+	waitDescription      = "How long to wait for the job to end before answering with its current state, 0–60 seconds (default 25). The job goes on after the answer; fetch it later with get_job."
+	authTokenDescription = "Optional: your own platform token, used instead of the shared service token. It is never refreshed; if the platform refuses it (expired or never valid) the job fails with \"the platform refused the auth_token you gave\". It is kept out of logs, results and the dashboard."
+)
+
+// Schema edits: what a struct tag cannot say.
+
+func rangeOf(p *jsonschema.Schema, lo, hi float64, def any) {
+	p.Minimum, p.Maximum = &lo, &hi
+	if def != nil {
+		p.Default, _ = json.Marshal(def)
+	}
 }
 
-func authTokenOption() mcpgo.ToolOption {
-	return mcpgo.WithString("auth_token",
-		mcpgo.Description("Optional: your own platform token, used instead of the shared service token. It is never refreshed; if it has expired the job fails with \"the auth_token you gave has expired\". It is kept out of logs, results and the dashboard."),
-		mcpgo.MaxLength(MaxAuthTokenLength))
+func lengthOf(p *jsonschema.Schema, lo, hi int) { p.MinLength, p.MaxLength = &lo, &hi }
+
+func enumOf(p *jsonschema.Schema, values ...string) {
+	p.Enum = make([]any, len(values))
+	for i, v := range values {
+		p.Enum[i] = v
+	}
+}
+
+// platformArgs describes the arguments every platform tool shares
+// (auth_token, wait_seconds).
+func platformArgs(props map[string]*jsonschema.Schema) {
+	props["auth_token"].Description = authTokenDescription
+	props["auth_token"].MaxLength = ptr(MaxAuthTokenLength)
+	props["wait_seconds"].Description = waitDescription
+	rangeOf(props["wait_seconds"], 0, MaxWaitSeconds, DefaultWaitSeconds)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// withSchemas sets a tool's input and output schemas, derived from Go types.
+func withSchemas(in, out *argSchema) mcpgo.ToolOption {
+	return func(t *mcpgo.Tool) {
+		t.InputSchema = mcpgo.ToolInputSchema{} // NewTool's default; the raw schema replaces it
+		t.RawInputSchema = in.raw
+		t.RawOutputSchema = out.raw
+	}
+}
+
+// Tool annotations, all four said explicitly (mcp-go's defaults are
+// destructive and open-world): only tools that call the platform are
+// open-world.
+func annotations(readOnly, destructive, idempotent, openWorld bool) mcpgo.ToolOption {
+	return func(t *mcpgo.Tool) {
+		t.Annotations.ReadOnlyHint = &readOnly
+		t.Annotations.DestructiveHint = &destructive
+		t.Annotations.IdempotentHint = &idempotent
+		t.Annotations.OpenWorldHint = &openWorld
+	}
+}
+
+// aspectArgs are coverage_aspect_analysis's arguments.
+type aspectArgs struct {
+	CoverageID  string    `json:"coverage_id" jsonschema:"Elevation coverage to analyse, e.g. dem_30m."`
+	BBox        []float64 `json:"bbox" jsonschema:"Bounding box [min_lon, min_lat, max_lon, max_lat] in degrees (WGS84), min < max, e.g. [116.0, 39.8, 116.1, 39.9]."`
+	ScaleM      *float64  `json:"scale_m,omitempty" jsonschema:"Cell size in metres (default 30). The region may hold at most 4,000,000 cells at this scale."`
+	AuthToken   string    `json:"auth_token,omitempty"`
+	WaitSeconds *float64  `json:"wait_seconds,omitempty"`
+}
+
+func (s *Server) aspectArgs() *argSchema {
+	return mustSchema[aspectArgs](func(props map[string]*jsonschema.Schema) {
+		lengthOf(props["coverage_id"], 1, 128)
+		if !s.anyCoverage() {
+			enumOf(props["coverage_id"], s.opts.Coverages...)
+		}
+		props["bbox"].MinItems, props["bbox"].MaxItems = ptr(4), ptr(4)
+		rangeOf(props["scale_m"], jobs.MinScaleM, jobs.MaxScaleM, jobs.DefaultScaleM)
+		platformArgs(props)
+	})
 }
 
 func (s *Server) aspectTool() mcpgo.Tool {
-	coverage := []mcpgo.PropertyOption{
-		mcpgo.Required(),
-		mcpgo.Description("Elevation coverage to analyse, e.g. dem_30m."),
-		mcpgo.MinLength(1), mcpgo.MaxLength(128),
-	}
-	if !s.anyCoverage() {
-		coverage = append(coverage, mcpgo.Enum(s.opts.Coverages...))
-	}
 	return mcpgo.NewTool("coverage_aspect_analysis",
 		mcpgo.WithToolTitle("Slope aspect analysis"),
 		mcpgo.WithDescription("Compute the slope aspect (the compass direction slopes face) of an elevation coverage over a bounding box, as a histogram over N, NE, E, SE, S, SW, W, NW and flat, with the mean aspect in degrees. Runs as a durable job on the intranet platform; answers the job view with the result when it ends within wait_seconds."),
-		mcpgo.WithString("coverage_id", coverage...),
-		mcpgo.WithArray("bbox", mcpgo.Required(),
-			mcpgo.Description("Bounding box [min_lon, min_lat, max_lon, max_lat] in degrees (WGS84), min < max, e.g. [116.0, 39.8, 116.1, 39.9]."),
-			mcpgo.WithNumberItems(), mcpgo.MinItems(4), mcpgo.MaxItems(4)),
-		mcpgo.WithNumber("scale_m",
-			mcpgo.Description("Cell size in metres (default 30). The region may hold at most 4,000,000 cells at this scale."),
-			mcpgo.Min(jobs.MinScaleM), mcpgo.Max(jobs.MaxScaleM), mcpgo.DefaultNumber(jobs.DefaultScaleM)),
-		authTokenOption(),
-		waitSecondsOption(),
-		mcpgo.WithRawOutputSchema(viewSchema),
-		mcpgo.WithReadOnlyHintAnnotation(true),
-		mcpgo.WithOpenWorldHintAnnotation(true),
+		withSchemas(s.schemas.aspect, viewSchema),
+		annotations(true, false, false, true),
 	)
-}
-
-type aspectArgs struct {
-	CoverageID  string    `json:"coverage_id"`
-	BBox        []float64 `json:"bbox"`
-	ScaleM      *float64  `json:"scale_m"`
-	AuthToken   string    `json:"auth_token"`
-	WaitSeconds *float64  `json:"wait_seconds"`
 }
 
 func (s *Server) handleAspect(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	var a aspectArgs
-	if err := bind(req, &a); err != nil {
+	if err := s.schemas.aspect.bind(req, &a); err != nil {
 		return toolError(err), nil
 	}
 	wait, err := waitDuration(a.WaitSeconds, DefaultWaitSeconds)
@@ -189,48 +228,6 @@ func viewResult(v *jobs.View) *mcpgo.CallToolResult {
 // toolError answers a failure as a tool error that says what to do.
 func toolError(err error) *mcpgo.CallToolResult {
 	return mcpgo.NewToolResultError(err.Error())
-}
-
-// bind decodes a tool's arguments, naming the field of a type error.
-func bind(req mcpgo.CallToolRequest, v any) error {
-	raw, err := json.Marshal(req.GetRawArguments())
-	if err != nil {
-		return fmt.Errorf("invalid arguments: %v", err)
-	}
-	if string(raw) == "null" {
-		raw = []byte("{}")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field == "" {
-			return fmt.Errorf("invalid arguments: must be a JSON object of named arguments, got %s", te.Value)
-		}
-		if errors.As(err, &te) {
-			return &jobs.FieldError{Field: te.Field, Problem: fmt.Sprintf("must be %s, got %s", jsonType(te.Type.Kind().String()), te.Value)}
-		}
-		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return &jobs.FieldError{Field: strings.Trim(f, `"`), Problem: "is not an argument of this tool"}
-		}
-		return fmt.Errorf("invalid arguments: %v", err)
-	}
-	return nil
-}
-
-func jsonType(kind string) string {
-	switch kind {
-	case "float64", "float32", "int", "int64":
-		return "a number"
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	case "bool":
-		return "a boolean"
-	default:
-		return "a " + kind
-	}
 }
 
 // waitDuration checks wait_seconds (0–60) and applies its default.

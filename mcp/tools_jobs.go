@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
@@ -23,32 +24,32 @@ const (
 	MaxMaxAgeSeconds = 86400
 )
 
+// queryArgs are run_big_query's arguments.
+type queryArgs struct {
+	SQL         string   `json:"sql" jsonschema:"The SQL query, e.g. SELECT region, area_km2 FROM landcover WHERE class = 'forest' LIMIT 10. At most 256 KiB."`
+	MaxRows     *int     `json:"max_rows,omitempty" jsonschema:"Most rows to return (default 1000, at most 100000); truncated says whether more matched."`
+	AuthToken   string   `json:"auth_token,omitempty"`
+	WaitSeconds *float64 `json:"wait_seconds,omitempty"`
+}
+
+var queryArgsSchema = mustSchema[queryArgs](func(props map[string]*jsonschema.Schema) {
+	lengthOf(props["sql"], 1, jobs.MaxCodeBytes)
+	rangeOf(props["max_rows"], 1, jobs.MaxMaxRows, jobs.DefaultMaxRows)
+	platformArgs(props)
+})
+
 func queryTool() mcpgo.Tool {
 	return mcpgo.NewTool("run_big_query",
 		mcpgo.WithToolTitle("Big-data SQL query"),
 		mcpgo.WithDescription("Run a SQL SELECT on the platform's big-data engine (tables such as landcover and elevation_stats) and return columns, rows, row_count, truncated and bytes_scanned. Runs as a durable job; answers the job view, with the result when it ends within wait_seconds. A query the platform cannot parse fails with its parser's message."),
-		mcpgo.WithString("sql", mcpgo.Required(), mcpgo.Description("The SQL query, e.g. SELECT region, area_km2 FROM landcover WHERE class = 'forest' LIMIT 10. At most 256 KiB."),
-			mcpgo.MinLength(1), mcpgo.MaxLength(jobs.MaxCodeBytes)),
-		mcpgo.WithInteger("max_rows", mcpgo.Description("Most rows to return (default 1000, at most 100000); truncated says whether more matched."),
-			mcpgo.Min(1), mcpgo.Max(jobs.MaxMaxRows), mcpgo.DefaultNumber(jobs.DefaultMaxRows)),
-		authTokenOption(),
-		waitSecondsOption(),
-		mcpgo.WithRawOutputSchema(viewSchema),
-		mcpgo.WithReadOnlyHintAnnotation(true),
-		mcpgo.WithOpenWorldHintAnnotation(true),
+		withSchemas(queryArgsSchema, viewSchema),
+		annotations(true, false, false, true),
 	)
-}
-
-type queryArgs struct {
-	SQL         string   `json:"sql"`
-	MaxRows     *int     `json:"max_rows"`
-	AuthToken   string   `json:"auth_token"`
-	WaitSeconds *float64 `json:"wait_seconds"`
 }
 
 func (s *Server) handleQuery(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	var a queryArgs
-	if err := bind(req, &a); err != nil {
+	if err := queryArgsSchema.bind(req, &a); err != nil {
 		return toolError(err), nil
 	}
 	wait, err := waitDuration(a.WaitSeconds, DefaultWaitSeconds)
@@ -68,31 +69,32 @@ func (s *Server) handleQuery(ctx context.Context, req mcpgo.CallToolRequest) (*m
 	return s.enqueueAndWait(ctx, req, p.WithDefaults(), a.AuthToken, wait)
 }
 
+// dagArgs are execute_code_to_dag's arguments.
+type dagArgs struct {
+	Code        string   `json:"code" jsonschema:"The script, e.g. var dem = Image('dem_30m'); var a = dem.aspect(); Export(a, 'out'). At most 256 KiB."`
+	Language    string   `json:"language" jsonschema:"The script's language."`
+	AuthToken   string   `json:"auth_token,omitempty"`
+	WaitSeconds *float64 `json:"wait_seconds,omitempty"`
+}
+
+var dagArgsSchema = mustSchema[dagArgs](func(props map[string]*jsonschema.Schema) {
+	lengthOf(props["code"], 1, jobs.MaxCodeBytes)
+	enumOf(props["language"], jobs.Languages...)
+	platformArgs(props)
+})
+
 func dagTool() mcpgo.Tool {
 	return mcpgo.NewTool("execute_code_to_dag",
 		mcpgo.WithToolTitle("Compile code to a DAG"),
 		mcpgo.WithDescription("Compile a geospatial script (JavaScript or Python, in the platform's Image/Export style) into the platform's dataflow graph: nodes (id, op, args), edges and node_count. Runs as a durable job; answers the job view. Code the platform cannot parse fails with the parser's line and column."),
-		mcpgo.WithString("code", mcpgo.Required(), mcpgo.Description("The script, e.g. var dem = Image('dem_30m'); var a = dem.aspect(); Export(a, 'out'). At most 256 KiB."),
-			mcpgo.MinLength(1), mcpgo.MaxLength(jobs.MaxCodeBytes)),
-		mcpgo.WithString("language", mcpgo.Required(), mcpgo.Description("The script's language."), mcpgo.Enum(jobs.Languages...)),
-		authTokenOption(),
-		waitSecondsOption(),
-		mcpgo.WithRawOutputSchema(viewSchema),
-		mcpgo.WithReadOnlyHintAnnotation(true),
-		mcpgo.WithOpenWorldHintAnnotation(true),
+		withSchemas(dagArgsSchema, viewSchema),
+		annotations(true, false, false, true),
 	)
-}
-
-type dagArgs struct {
-	Code        string   `json:"code"`
-	Language    string   `json:"language"`
-	AuthToken   string   `json:"auth_token"`
-	WaitSeconds *float64 `json:"wait_seconds"`
 }
 
 func (s *Server) handleDAG(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	var a dagArgs
-	if err := bind(req, &a); err != nil {
+	if err := dagArgsSchema.bind(req, &a); err != nil {
 		return toolError(err), nil
 	}
 	wait, err := waitDuration(a.WaitSeconds, DefaultWaitSeconds)
@@ -105,58 +107,47 @@ func (s *Server) handleDAG(ctx context.Context, req mcpgo.CallToolRequest) (*mcp
 	return s.enqueueAndWait(ctx, req, jobs.DAGPayload{Code: a.Code, Language: a.Language}, a.AuthToken, wait)
 }
 
+// submitArgs are submit_batch_task's arguments.
+type submitArgs struct {
+	Name           string           `json:"name" jsonschema:"A name for the task, e.g. aspect-beijing-2026."`
+	Code           string           `json:"code" jsonschema:"The task's code. At most 256 KiB."`
+	Output         jobs.BatchOutput `json:"output" jsonschema:"Where the task writes its result."`
+	IdempotencyKey string           `json:"idempotency_key,omitempty" jsonschema:"Optional: your key for this submission; repeating the call with the same key answers the same job instead of submitting again. At most 128 characters."`
+	AuthToken      string           `json:"auth_token,omitempty"`
+	WaitSeconds    *float64         `json:"wait_seconds,omitempty"`
+}
+
+var submitArgsSchema = mustSchema[submitArgs](func(props map[string]*jsonschema.Schema) {
+	lengthOf(props["name"], 1, jobs.MaxNameLength)
+	lengthOf(props["code"], 1, jobs.MaxCodeBytes)
+	lengthOf(props["output"].Properties["format"], 1, jobs.MaxOutputFormat)
+	lengthOf(props["output"].Properties["path"], 1, jobs.MaxOutputPath)
+	props["idempotency_key"].MaxLength = ptr(jobs.MaxIdempotencyKey)
+	platformArgs(props)
+})
+
 func submitTool() mcpgo.Tool {
 	return mcpgo.NewTool("submit_batch_task",
 		mcpgo.WithToolTitle("Submit a batch task"),
 		mcpgo.WithDescription("Submit a long batch task (code run on the platform, writing its output to a path) as one job whose state is the batch's: pending until the submit starts; active from the submit until the platform reports an end (the view's batch holds the platform's task_id, state and progress); then completed (result.data is the platform's final status, with result.output_uri), failed (the batch failed, or the submit was refused: see error) or cancelled. wait_seconds and get_job(job_id, wait_seconds) wait for that end. The task reaches the platform exactly once, however often the submit is retried; pass idempotency_key to make repeating this call safe (the same key answers the same job). cancel_job cancels the platform task too, whatever the job's state."),
-		mcpgo.WithString("name", mcpgo.Required(), mcpgo.Description("A name for the task, e.g. aspect-beijing-2026."), mcpgo.MinLength(1), mcpgo.MaxLength(jobs.MaxNameLength)),
-		mcpgo.WithString("code", mcpgo.Required(), mcpgo.Description("The task's code. At most 256 KiB."), mcpgo.MinLength(1), mcpgo.MaxLength(jobs.MaxCodeBytes)),
-		mcpgo.WithObject("output", mcpgo.Required(), mcpgo.Description("Where the task writes its result."),
-			mcpgo.Properties(map[string]any{
-				"format": map[string]any{"type": "string", "description": "Output format, e.g. GeoTIFF, COG, GeoJSON, CSV, Parquet.", "minLength": 1, "maxLength": 32},
-				"path":   map[string]any{"type": "string", "description": "Output path, e.g. /data/out/aspect.tif.", "minLength": 1, "maxLength": 1024},
-			}),
-			withRequiredProperties("format", "path")),
-		mcpgo.WithString("idempotency_key", mcpgo.Description("Optional: your key for this submission; repeating the call with the same key answers the same job instead of submitting again. At most 128 characters."),
-			mcpgo.MaxLength(jobs.MaxIdempotencyKey)),
-		authTokenOption(),
-		waitSecondsOption(),
-		mcpgo.WithRawOutputSchema(viewSchema),
-		mcpgo.WithOpenWorldHintAnnotation(true),
-		mcpgo.WithIdempotentHintAnnotation(false),
+		withSchemas(submitArgsSchema, viewSchema),
+		annotations(false, false, false, true),
 	)
-}
-
-// withRequiredProperties marks an object argument's properties required.
-func withRequiredProperties(names ...string) mcpgo.PropertyOption {
-	return func(schema map[string]any) { schema["required"] = names }
-}
-
-type submitArgs struct {
-	Name           string            `json:"name"`
-	Code           string            `json:"code"`
-	Output         *jobs.BatchOutput `json:"output"`
-	IdempotencyKey string            `json:"idempotency_key"`
-	AuthToken      string            `json:"auth_token"`
-	WaitSeconds    *float64          `json:"wait_seconds"`
 }
 
 func (s *Server) handleSubmit(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	var a submitArgs
-	if err := bind(req, &a); err != nil {
+	if err := submitArgsSchema.bind(req, &a); err != nil {
 		return toolError(err), nil
 	}
 	wait, err := waitDuration(a.WaitSeconds, DefaultWaitSeconds)
 	if err != nil {
 		return toolError(err), nil
 	}
-	if a.Output == nil {
-		return toolError(&jobs.FieldError{Field: "output", Problem: `is missing; give {"format": ..., "path": ...}`}), nil
-	}
 	if err := checkAuthToken(a.AuthToken); err != nil {
 		return toolError(err), nil
 	}
-	p := jobs.BatchSubmitPayload{Name: a.Name, Code: a.Code, Output: *a.Output}
+	p := jobs.BatchSubmitPayload{Name: a.Name, Code: a.Code, Output: a.Output}
 	var opts []jobs.EnqueueOption
 	if a.IdempotencyKey != "" {
 		opts = append(opts, jobs.WithIdempotencyKey(a.IdempotencyKey))
@@ -164,31 +155,32 @@ func (s *Server) handleSubmit(ctx context.Context, req mcpgo.CallToolRequest) (*
 	return s.enqueueAndWait(ctx, req, p, a.AuthToken, wait, opts...)
 }
 
+// statusArgs are query_task_status's arguments.
+type statusArgs struct {
+	TaskID        string   `json:"task_id" jsonschema:"The platform's batch task ID, e.g. bt-7f3a…, from a submit_batch_task job's batch.task_id."`
+	MaxAgeSeconds *float64 `json:"max_age_seconds,omitempty" jsonschema:"How old a recorded status may be to be answered without asking the platform (default 10, at most 86400; 0 always asks)."`
+	AuthToken     string   `json:"auth_token,omitempty"`
+	WaitSeconds   *float64 `json:"wait_seconds,omitempty"`
+}
+
+var statusArgsSchema = mustSchema[statusArgs](func(props map[string]*jsonschema.Schema) {
+	lengthOf(props["task_id"], 1, 128)
+	rangeOf(props["max_age_seconds"], 0, MaxMaxAgeSeconds, DefaultMaxAgeSeconds)
+	platformArgs(props)
+})
+
 func statusTool() mcpgo.Tool {
 	return mcpgo.NewTool("query_task_status",
 		mcpgo.WithToolTitle("Batch task status"),
 		mcpgo.WithDescription("Get the status of a platform batch task (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, with progress, message, and result or error). For a task one of your submit_batch_task jobs started: from its job's record when younger than max_age_seconds or final, else by asking the platform once (your concurrent queries share one call). For any other task, pass auth_token: the platform is asked with your own token (unless the operator lets the service token answer for tasks nobody submitted here). The status is the job view's result.data."),
-		mcpgo.WithString("task_id", mcpgo.Required(), mcpgo.Description("The platform's batch task ID, e.g. bt-7f3a…, from a submit_batch_task job's batch.task_id."), mcpgo.MinLength(1), mcpgo.MaxLength(128)),
-		mcpgo.WithNumber("max_age_seconds", mcpgo.Description("How old a recorded status may be to be answered without asking the platform (default 10, at most 86400; 0 always asks)."),
-			mcpgo.Min(0), mcpgo.Max(MaxMaxAgeSeconds), mcpgo.DefaultNumber(DefaultMaxAgeSeconds)),
-		authTokenOption(),
-		waitSecondsOption(),
-		mcpgo.WithRawOutputSchema(viewSchema),
-		mcpgo.WithReadOnlyHintAnnotation(true),
-		mcpgo.WithOpenWorldHintAnnotation(true),
+		withSchemas(statusArgsSchema, viewSchema),
+		annotations(true, false, false, true),
 	)
-}
-
-type statusArgs struct {
-	TaskID        string   `json:"task_id"`
-	MaxAgeSeconds *float64 `json:"max_age_seconds"`
-	AuthToken     string   `json:"auth_token"`
-	WaitSeconds   *float64 `json:"wait_seconds"`
 }
 
 func (s *Server) handleStatus(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	var a statusArgs
-	if err := bind(req, &a); err != nil {
+	if err := statusArgsSchema.bind(req, &a); err != nil {
 		return toolError(err), nil
 	}
 	wait, err := waitDuration(a.WaitSeconds, DefaultWaitSeconds)
@@ -219,26 +211,29 @@ func (s *Server) handleStatus(ctx context.Context, req mcpgo.CallToolRequest) (*
 	return viewResult(v), nil
 }
 
+// jobArgs are get_job's arguments.
+type jobArgs struct {
+	JobID       string   `json:"job_id" jsonschema:"The job's ID, as a tool answered it."`
+	WaitSeconds *float64 `json:"wait_seconds,omitempty" jsonschema:"How long to wait for the job to end, 0–60 seconds (default 0: answer at once)."`
+}
+
+var jobArgsSchema = mustSchema[jobArgs](func(props map[string]*jsonschema.Schema) {
+	lengthOf(props["job_id"], 1, 200)
+	rangeOf(props["wait_seconds"], 0, MaxWaitSeconds, 0)
+})
+
 func getJobTool() mcpgo.Tool {
 	return mcpgo.NewTool("get_job",
 		mcpgo.WithToolTitle("Get a job"),
 		mcpgo.WithDescription("Get one of your jobs by job_id: its state, and its result or error once it ended. A batch job (submit_batch_task) is active while its batch runs, with batch {task_id, state, progress}, and ends completed, failed or cancelled as the batch did. With wait_seconds, wait up to that long for the job to end first."),
-		mcpgo.WithString("job_id", mcpgo.Required(), mcpgo.Description("The job's ID, as a tool answered it."), mcpgo.MinLength(1), mcpgo.MaxLength(200)),
-		mcpgo.WithNumber("wait_seconds", mcpgo.Description("How long to wait for the job to end, 0–60 seconds (default 0: answer at once)."),
-			mcpgo.Min(0), mcpgo.Max(MaxWaitSeconds), mcpgo.DefaultNumber(0)),
-		mcpgo.WithRawOutputSchema(viewSchema),
-		mcpgo.WithReadOnlyHintAnnotation(true),
+		withSchemas(jobArgsSchema, viewSchema),
+		annotations(true, false, true, false),
 	)
-}
-
-type jobArgs struct {
-	JobID       string   `json:"job_id"`
-	WaitSeconds *float64 `json:"wait_seconds"`
 }
 
 func (s *Server) handleGetJob(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	var a jobArgs
-	if err := bind(req, &a); err != nil {
+	if err := jobArgsSchema.bind(req, &a); err != nil {
 		return toolError(err), nil
 	}
 	wait, err := waitDuration(a.WaitSeconds, 0)
@@ -255,30 +250,33 @@ func (s *Server) handleGetJob(ctx context.Context, req mcpgo.CallToolRequest) (*
 	return viewResult(v), nil
 }
 
-func listJobsTool() mcpgo.Tool {
+// listArgs are list_jobs's arguments.
+type listArgs struct {
+	State string `json:"state,omitempty" jsonschema:"Only jobs in this state."`
+	Limit *int   `json:"limit,omitempty" jsonschema:"Most jobs to list (default 20, at most 100)."`
+}
+
+var listArgsSchema = mustSchema[listArgs](func(props map[string]*jsonschema.Schema) {
 	states := make([]string, len(jobs.ValidStates))
 	for i, st := range jobs.ValidStates {
 		states[i] = string(st)
 	}
+	enumOf(props["state"], states...)
+	rangeOf(props["limit"], 1, jobs.MaxListLimit, jobs.DefaultListLimit)
+})
+
+func listJobsTool() mcpgo.Tool {
 	return mcpgo.NewTool("list_jobs",
 		mcpgo.WithToolTitle("List your jobs"),
 		mcpgo.WithDescription("List your jobs, newest first, optionally only those in one state. Answers {\"jobs\": [job views], \"count\": n}."),
-		mcpgo.WithString("state", mcpgo.Description("Only jobs in this state."), mcpgo.Enum(states...)),
-		mcpgo.WithInteger("limit", mcpgo.Description("Most jobs to list (default 20, at most 100)."),
-			mcpgo.Min(1), mcpgo.Max(jobs.MaxListLimit), mcpgo.DefaultNumber(jobs.DefaultListLimit)),
-		mcpgo.WithRawOutputSchema(listSchema),
-		mcpgo.WithReadOnlyHintAnnotation(true),
+		withSchemas(listArgsSchema, listSchema),
+		annotations(true, false, true, false),
 	)
-}
-
-type listArgs struct {
-	State string `json:"state"`
-	Limit *int   `json:"limit"`
 }
 
 func (s *Server) handleListJobs(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	var a listArgs
-	if err := bind(req, &a); err != nil {
+	if err := listArgsSchema.bind(req, &a); err != nil {
 		return toolError(err), nil
 	}
 	limit := 0
@@ -292,31 +290,34 @@ func (s *Server) handleListJobs(ctx context.Context, req mcpgo.CallToolRequest) 
 	if err != nil {
 		return toolError(err), nil
 	}
-	b, err := json.Marshal(map[string]any{"jobs": list, "count": len(list)})
+	b, err := json.Marshal(listOutput{Jobs: list, Count: len(list)})
 	if err != nil {
 		return toolError(err), nil
 	}
 	return mcpgo.NewToolResultStructured(json.RawMessage(b), string(b)), nil
 }
 
+// cancelArgs are cancel_job's arguments.
+type cancelArgs struct {
+	JobID string `json:"job_id" jsonschema:"The job's ID."`
+}
+
+var cancelArgsSchema = mustSchema[cancelArgs](func(props map[string]*jsonschema.Schema) {
+	lengthOf(props["job_id"], 1, 200)
+})
+
 func cancelJobTool() mcpgo.Tool {
 	return mcpgo.NewTool("cancel_job",
 		mcpgo.WithToolTitle("Cancel a job"),
 		mcpgo.WithDescription("Cancel one of your jobs: a waiting job is removed, a running one is stopped. A batch job's platform task is cancelled too, whatever the job's state (before its submit, while the submit is in flight, while the batch runs); the answer is the job's view after a short wait: cancelled, or still active with cancel_requested true while the worker carries it out (within one check interval), or completed/failed if the batch ended first. A job that already ended is answered as it is."),
-		mcpgo.WithString("job_id", mcpgo.Required(), mcpgo.Description("The job's ID."), mcpgo.MinLength(1), mcpgo.MaxLength(200)),
-		mcpgo.WithRawOutputSchema(viewSchema),
-		mcpgo.WithDestructiveHintAnnotation(true),
-		mcpgo.WithIdempotentHintAnnotation(true),
+		withSchemas(cancelArgsSchema, viewSchema),
+		annotations(false, true, true, false),
 	)
-}
-
-type cancelArgs struct {
-	JobID string `json:"job_id"`
 }
 
 func (s *Server) handleCancelJob(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	var a cancelArgs
-	if err := bind(req, &a); err != nil {
+	if err := cancelArgsSchema.bind(req, &a); err != nil {
 		return toolError(err), nil
 	}
 	if a.JobID == "" {

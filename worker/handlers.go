@@ -24,7 +24,7 @@ var errCancelled = errors.New("cancelled by its owner")
 
 // errCallerTokenExpired is the failure of a job whose caller-supplied token
 // the platform refused; such a token is never refreshed.
-var errCallerTokenExpired = errors.New("the auth_token you gave has expired")
+var errCallerTokenExpired = errors.New("the platform refused the auth_token you gave (expired or never valid); give a current token, or leave auth_token out to use the service token")
 
 // errCallerTokenMissing is the failure of a job that was given a caller
 // token which is no longer stored.

@@ -191,7 +191,7 @@ func TestCallerToken(t *testing.T) {
 	}
 	s.sim.ExpireTokens()
 	v = s.run(t, beijing, jobs.WithCredential(tok))
-	if v.State != jobs.StateFailed || v.Error == nil || v.Error.Message != "the auth_token you gave has expired" {
+	if v.State != jobs.StateFailed || v.Error == nil || !strings.HasPrefix(v.Error.Message, "the platform refused the auth_token you gave") {
 		t.Fatalf("with an expired caller token: %s %+v", v.State, v.Error)
 	}
 	if n := s.sim.Stats().AuthCalls; n != 1 {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -208,6 +209,15 @@ func TestToolsListHasSchemas(t *testing.T) {
 	}
 	var found bool
 	for _, tool := range res.Tools {
+		a := tool.Annotations
+		if tool.Name == "get_job" || tool.Name == "list_jobs" {
+			if a.ReadOnlyHint == nil || !*a.ReadOnlyHint || a.DestructiveHint == nil || *a.DestructiveHint || a.OpenWorldHint == nil || *a.OpenWorldHint {
+				t.Errorf("%s: annotations %+v; want read-only, not destructive, closed-world", tool.Name, a)
+			}
+		}
+		if tool.Name == "submit_batch_task" && !slices.Contains(tool.InputSchema.Required, "output") {
+			t.Errorf("submit_batch_task: required %v lacks output", tool.InputSchema.Required)
+		}
 		if tool.Name != "coverage_aspect_analysis" {
 			continue
 		}

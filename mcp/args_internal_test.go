@@ -165,3 +165,32 @@ func TestSchemasFromTypes(t *testing.T) {
 		t.Errorf("output's fields are not required: %s", submitArgsSchema.raw)
 	}
 }
+
+// BenchmarkBind measures the argument check and decode of one call.
+func BenchmarkBind(b *testing.B) {
+	var req mcpgo.CallToolRequest
+	if err := json.Unmarshal([]byte(`{"name":"submit_batch_task","arguments":{"name":"n","code":"print(1)","output":{"format":"CSV","path":"/o"},"wait_seconds":0}}`), &req.Params); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var a submitArgs
+		if err := submitArgsSchema.bind(req, &a); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkToolsList measures building the tool list a tools/list answers.
+func BenchmarkToolsList(b *testing.B) {
+	s := &Server{}
+	s.schemas.aspect = s.aspectArgs()
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, tl := range s.tools() {
+			if _, err := json.Marshal(tl.tool); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -35,16 +35,16 @@ func (AspectPayload) TaskType() string { return TypeAspect }
 // Validate implements Payload. A zero ScaleM means the default.
 func (p AspectPayload) Validate() error {
 	if p.CoverageID == "" {
-		return fieldErrorf("coverage_id", "is empty; name an elevation coverage such as dem_30m")
+		return FieldErrorf("coverage_id", "is empty; name an elevation coverage such as dem_30m")
 	}
 	if !coverageIDPattern.MatchString(p.CoverageID) {
-		return fieldErrorf("coverage_id", "%q is not a coverage ID (letters, digits, _ . -; at most 128)", truncate(p.CoverageID, 40))
+		return FieldErrorf("coverage_id", "%q is not a coverage ID (letters, digits, _ . -; at most 128)", Truncate(p.CoverageID, 40))
 	}
 	if err := validateBBox(p.BBox); err != nil {
 		return err
 	}
 	if p.ScaleM != 0 && (math.IsNaN(p.ScaleM) || p.ScaleM < MinScaleM || p.ScaleM > MaxScaleM) {
-		return fieldErrorf("scale_m", "must be between %d and %d metres, got %v", MinScaleM, MaxScaleM, p.ScaleM)
+		return FieldErrorf("scale_m", "must be between %d and %d metres, got %v", MinScaleM, MaxScaleM, p.ScaleM)
 	}
 	return nil
 }
@@ -59,7 +59,7 @@ func (p AspectPayload) WithDefaults() AspectPayload {
 
 func validateBBox(b []float64) error {
 	if len(b) != 4 {
-		return fieldErrorf("bbox", "must be 4 numbers [min_lon, min_lat, max_lon, max_lat], got %d", len(b))
+		return FieldErrorf("bbox", "must be 4 numbers [min_lon, min_lat, max_lon, max_lat], got %d", len(b))
 	}
 	names := [4]string{"min_lon", "min_lat", "max_lon", "max_lat"}
 	for i, v := range b {
@@ -70,22 +70,23 @@ func validateBBox(b []float64) error {
 		}
 		switch {
 		case math.IsNaN(v) || math.IsInf(v, 0):
-			return fieldErrorf(field, "must be a finite number (%s), got %v", names[i], v)
+			return FieldErrorf(field, "must be a finite number (%s), got %v", names[i], v)
 		case v < -limit || v > limit:
-			return fieldErrorf(field, "%s must be within [%v, %v], got %v", names[i], -limit, limit, v)
+			return FieldErrorf(field, "%s must be within [%v, %v], got %v", names[i], -limit, limit, v)
 		}
 	}
 	minLon, minLat, maxLon, maxLat := b[0], b[1], b[2], b[3]
 	switch {
 	case minLon >= maxLon:
-		return fieldErrorf("bbox", "min_lon %v must be less than max_lon %v", minLon, maxLon)
+		return FieldErrorf("bbox", "min_lon %v must be less than max_lon %v", minLon, maxLon)
 	case minLat >= maxLat:
-		return fieldErrorf("bbox", "min_lat %v must be less than max_lat %v", minLat, maxLat)
+		return FieldErrorf("bbox", "min_lat %v must be less than max_lat %v", minLat, maxLat)
 	}
 	return nil
 }
 
-func truncate(s string, n int) string {
+// Truncate shortens s to at most n bytes for an error message.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -1,9 +1,11 @@
-// Package jobs is the contract between the MCP side and the workers: task
-// type names, payloads and their validation, enqueue options per job type,
-// the job view (state, result, error, owner) read through asynq's
-// Inspector, a batch job's record (its state machine, record.go), the
-// announcement of ended jobs on Redis pub/sub, and waiting for a job to
-// end.
+// Package jobs is the vocabulary that the MCP side and the workers share:
+// task type names and queues, payloads and their validation, enqueue
+// options per job type (Spec), the headers every task carries, the job view
+// and its states, results and failures, and the errors both sides answer.
 //
-// Both sides import jobs; neither imports the other. They meet only in Redis.
+// It holds no connection to Redis. The Redis store of job records (enqueue,
+// read, wait, list, cancel, a batch job's record and its compare-and-set
+// transitions, the caller's credential, the announcement of ended jobs) is
+// package jobs/store, its one owner. Both sides import jobs and jobs/store;
+// neither imports the other. They meet only in Redis.
 package jobs

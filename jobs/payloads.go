@@ -32,11 +32,11 @@ var Languages = []string{"javascript", "python"}
 func checkText(field, v string, limit int) error {
 	switch {
 	case strings.TrimSpace(v) == "":
-		return fieldErrorf(field, "is empty")
+		return FieldErrorf(field, "is empty")
 	case len(v) > limit:
-		return fieldErrorf(field, "is %d bytes; the limit is %d", len(v), limit)
+		return FieldErrorf(field, "is %d bytes; the limit is %d", len(v), limit)
 	case !utf8.ValidString(v):
-		return fieldErrorf(field, "is not valid UTF-8")
+		return FieldErrorf(field, "is not valid UTF-8")
 	}
 	return nil
 }
@@ -58,7 +58,7 @@ func (p QueryPayload) Validate() error {
 		return err
 	}
 	if p.MaxRows < 0 || p.MaxRows > MaxMaxRows {
-		return fieldErrorf("max_rows", "must be between 1 and %d, got %d", MaxMaxRows, p.MaxRows)
+		return FieldErrorf("max_rows", "must be between 1 and %d, got %d", MaxMaxRows, p.MaxRows)
 	}
 	return nil
 }
@@ -91,7 +91,7 @@ func (p DAGPayload) Validate() error {
 			return nil
 		}
 	}
-	return fieldErrorf("language", "must be one of %s, got %q", strings.Join(Languages, ", "), truncate(p.Language, 40))
+	return FieldErrorf("language", "must be one of %s, got %q", strings.Join(Languages, ", "), Truncate(p.Language, 40))
 }
 
 // BatchOutput is where a batch task writes its result.
@@ -134,10 +134,10 @@ var platformTaskIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,12
 // CheckTaskID validates a platform batch task ID argument.
 func CheckTaskID(field, id string) error {
 	if id == "" {
-		return fieldErrorf(field, "is empty; give the platform's batch task ID, e.g. bt-7f3a…")
+		return FieldErrorf(field, "is empty; give the platform's batch task ID, e.g. bt-7f3a…")
 	}
 	if !platformTaskIDPattern.MatchString(id) {
-		return fieldErrorf(field, "%q is not a batch task ID (letters, digits, _ . : -; at most 128)", truncate(id, 40))
+		return FieldErrorf(field, "%q is not a batch task ID (letters, digits, _ . : -; at most 128)", Truncate(id, 40))
 	}
 	return nil
 }
@@ -147,10 +147,11 @@ type BatchTaskPayload struct {
 	TaskID string `json:"task_id"`
 }
 
-// statusPayload gives BatchTaskPayload the task type of a status job.
-type statusPayload struct{ BatchTaskPayload }
+// StatusPayload gives BatchTaskPayload the task type of a status job.
+type StatusPayload struct{ BatchTaskPayload }
 
-func (statusPayload) TaskType() string { return TypeBatchStatus }
+// TaskType returns TypeBatchStatus.
+func (StatusPayload) TaskType() string { return TypeBatchStatus }
 
 // Validate implements Payload.
 func (p BatchTaskPayload) Validate() error { return CheckTaskID("task_id", p.TaskID) }

@@ -37,9 +37,9 @@ var Queues = map[string]int{
 
 // Headers set on every task; they are not part of the payload.
 const (
-	headerOwner     = "owner"
-	headerCreatedAt = "created_at"
-	headerDeadline  = "deadline"
+	HeaderOwner     = "owner"
+	HeaderCreatedAt = "created_at"
+	HeaderDeadline  = "deadline"
 )
 
 // Spec is how one job type is enqueued.
@@ -96,8 +96,8 @@ func SpecFor(taskType string) (Spec, bool) {
 	return Spec{}, false
 }
 
-// specForID returns the spec whose kind prefixes a job ID.
-func specForID(id string) (Spec, bool) {
+// SpecForID returns the spec whose kind prefixes a job ID.
+func SpecForID(id string) (Spec, bool) {
 	kind, _, ok := strings.Cut(id, "-")
 	if !ok {
 		return Spec{}, false
@@ -110,8 +110,8 @@ func specForID(id string) (Spec, bool) {
 	return Spec{}, false
 }
 
-// newJobID returns a fresh job ID for a spec: "<kind>-<uuid>".
-func newJobID(s Spec) string { return s.Kind + "-" + uuid.NewString() }
+// NewJobID returns a fresh job ID for a spec: "<kind>-<uuid>".
+func NewJobID(s Spec) string { return s.Kind + "-" + uuid.NewString() }
 
 // Payload is the body of one job type.
 type Payload interface {
@@ -133,12 +133,13 @@ func (e *FieldError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Fie
 // Is makes errors.Is(err, ErrInvalid) true for every FieldError.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 
-func fieldErrorf(field, format string, args ...any) error {
+// FieldErrorf returns a FieldError on field with a formatted problem.
+func FieldErrorf(field, format string, args ...any) error {
 	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
-// options returns the asynq options of a spec.
-func (s Spec) options(id string, retention time.Duration) []asynq.Option {
+// Options returns the asynq options of a spec.
+func (s Spec) Options(id string, retention time.Duration) []asynq.Option {
 	if s.Retention > 0 {
 		retention = s.Retention
 	}
@@ -152,17 +153,17 @@ func (s Spec) options(id string, retention time.Duration) []asynq.Option {
 }
 
 // OwnerOf returns the identity that owns a task's job.
-func OwnerOf(t *asynq.Task) string { return t.Headers()[headerOwner] }
+func OwnerOf(t *asynq.Task) string { return t.Headers()[HeaderOwner] }
 
 // DeadlineOf returns the deadline of a task's job, or the zero time for a
 // task enqueued without one.
 func DeadlineOf(t *asynq.Task) time.Time {
-	d, _ := time.Parse(time.RFC3339Nano, t.Headers()[headerDeadline])
+	d, _ := time.Parse(time.RFC3339Nano, t.Headers()[HeaderDeadline])
 	return d
 }
 
 // CreatedAtOf returns when a task's job was enqueued, or the zero time.
 func CreatedAtOf(t *asynq.Task) time.Time {
-	d, _ := time.Parse(time.RFC3339Nano, t.Headers()[headerCreatedAt])
+	d, _ := time.Parse(time.RFC3339Nano, t.Headers()[HeaderCreatedAt])
 	return d
 }

@@ -53,14 +53,14 @@ type View struct {
 	Owner string `json:"-"`
 }
 
-// viewOf builds the view of an asynq task.
-func viewOf(info *asynq.TaskInfo) *View {
+// ViewOf builds the view of an asynq task.
+func ViewOf(info *asynq.TaskInfo) *View {
 	v := &View{
 		JobID: info.ID,
 		Type:  info.Type,
-		Owner: info.Headers[headerOwner],
+		Owner: info.Headers[HeaderOwner],
 	}
-	if t, err := time.Parse(time.RFC3339Nano, info.Headers[headerCreatedAt]); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, info.Headers[HeaderCreatedAt]); err == nil {
 		v.CreatedAt = &t
 	}
 	var rec record
@@ -72,12 +72,12 @@ func viewOf(info *asynq.TaskInfo) *View {
 		v.State, v.Attempts = StatePending, info.Retried
 	case asynq.TaskStateScheduled:
 		v.State, v.Attempts = StateScheduled, info.Retried
-		v.NextAttemptAt = timePtr(info.NextProcessAt)
+		v.NextAttemptAt = TimePtr(info.NextProcessAt)
 	case asynq.TaskStateActive:
 		v.State, v.Attempts = StateActive, info.Retried+1
 	case asynq.TaskStateRetry:
 		v.State, v.Attempts = StateRetry, info.Retried
-		v.NextAttemptAt = timePtr(info.NextProcessAt)
+		v.NextAttemptAt = TimePtr(info.NextProcessAt)
 		v.Error = &Failure{Message: info.LastErr}
 	case asynq.TaskStateCompleted:
 		v.State, v.Attempts = StateCompleted, info.Retried+1
@@ -87,7 +87,7 @@ func viewOf(info *asynq.TaskInfo) *View {
 		}
 		res.Attempts = v.Attempts
 		v.Result = &res
-		v.CompletedAt = timePtr(info.CompletedAt)
+		v.CompletedAt = TimePtr(info.CompletedAt)
 	case asynq.TaskStateArchived:
 		v.State, v.Attempts = StateFailed, info.Retried+1
 		if rec.Attempts > 0 {
@@ -98,12 +98,13 @@ func viewOf(info *asynq.TaskInfo) *View {
 		} else {
 			v.Error = &Failure{Message: info.LastErr}
 		}
-		v.CompletedAt = timePtr(info.LastFailedAt)
+		v.CompletedAt = TimePtr(info.LastFailedAt)
 	}
 	return v
 }
 
-func timePtr(t time.Time) *time.Time {
+// TimePtr returns &t, or nil for the zero time.
+func TimePtr(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
@@ -111,8 +112,8 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// isNotFound reports an Inspector error that means "no such task".
-func isNotFound(err error) bool {
+// IsNotFound reports an Inspector error that means "no such task".
+func IsNotFound(err error) bool {
 	return errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
@@ -124,7 +125,7 @@ func FuzzToolArguments(f *testing.F) {
 func fuzzClient(f *testing.F) *mcpclient.Client {
 	f.Helper()
 	rdb := redistest.Start(f).Client(f)
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	f.Cleanup(func() { _ = jc.Close() })
 	srv, err := mcp.New(mcp.Options{Jobs: jc})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
@@ -68,7 +69,7 @@ func TestWaitFailureNamesTheJob(t *testing.T) {
 	rdb := srv.Client(t)
 	hook := &redisGone{}
 	rdb.AddHook(hook)
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	m, err := mcp.New(mcp.Options{Jobs: jc})
 	if err != nil {

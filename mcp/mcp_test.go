@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
@@ -34,7 +35,7 @@ type env struct {
 func setup(t *testing.T, tokens string) *env {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	tok, err := mcp.ParseTokens(tokens)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/mcpjobs/mcpjobs/internal/oauth/oauthtest"
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
@@ -48,7 +49,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func setupOAuth(t *testing.T, tokens string, scopes ...string) *oauthEnv {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	tok, err := mcp.ParseTokens(tokens)
 	if err != nil {
@@ -237,7 +238,7 @@ func TestOAuthRefusals(t *testing.T) {
 // 503 with Retry-After, not a 401 that would make clients sign in again.
 func TestOAuthProviderDown(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
@@ -260,7 +261,7 @@ func TestOAuthProviderDown(t *testing.T) {
 
 func TestOAuthOptionsChecked(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	v, err := oauth.New(oauth.Config{Issuer: "https://sso.example.com/realms/corp", Audience: "https://mcp.example.com/mcp"})
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // DefaultCoverages are the coverage IDs offered when none are configured.
@@ -31,7 +31,7 @@ const (
 // Options configure a Server.
 type Options struct {
 	// Jobs enqueues and reads jobs. Required.
-	Jobs *jobs.Client
+	Jobs *store.Client
 	// Coverages are the coverage IDs coverage_aspect_analysis accepts.
 	// Default: DefaultCoverages. A single "*" accepts any well-formed ID.
 	Coverages []string
@@ -62,7 +62,7 @@ type Server struct {
 	schemas struct{ aspect *argSchema }
 }
 
-var errMissingJobs = errors.New("mcp: Options.Jobs is nil (create one with jobs.NewClient on a Redis connection)")
+var errMissingJobs = errors.New("mcp: Options.Jobs is nil (create one with store.NewClient on a Redis connection)")
 
 // New returns a Server with every tool registered.
 func New(opts Options) (*Server, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // MCP tasks over the job store. A task is a job seen through the protocol:
@@ -76,7 +77,7 @@ type TaskError struct {
 // TaskConfig configures the task layer of NewTaskHandler.
 type TaskConfig struct {
 	// Jobs is the job store. Required.
-	Jobs *jobs.Client
+	Jobs *store.Client
 	// Support is each tool's execution.taskSupport; a tool not named here
 	// is "forbidden". Default: none (no tool creates tasks).
 	Support map[string]mcpgo.TaskSupport

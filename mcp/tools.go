@@ -16,6 +16,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // Wait limits for tools that wait for their job.
@@ -161,13 +162,13 @@ func (s *Server) handleAspect(ctx context.Context, req mcpgo.CallToolRequest) (*
 
 // enqueueAndWait enqueues a job for the caller and answers its view after
 // waiting up to wait for it to end.
-func (s *Server) enqueueAndWait(ctx context.Context, req mcpgo.CallToolRequest, p jobs.Payload, authToken string, wait time.Duration, opts ...jobs.EnqueueOption) (*mcpgo.CallToolResult, error) {
+func (s *Server) enqueueAndWait(ctx context.Context, req mcpgo.CallToolRequest, p jobs.Payload, authToken string, wait time.Duration, opts ...store.EnqueueOption) (*mcpgo.CallToolResult, error) {
 	owner := IdentityFrom(ctx)
 	if owner == "" {
 		return toolError(errors.New("no caller identity")), nil
 	}
 	if authToken != "" {
-		opts = append(opts, jobs.WithCredential(authToken))
+		opts = append(opts, store.WithCredential(authToken))
 	}
 	v, err := s.opts.Jobs.Enqueue(ctx, owner, p, opts...)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // Tools other than the aspect analysis: big query, code to DAG, batch
@@ -148,9 +149,9 @@ func (s *Server) handleSubmit(ctx context.Context, req mcpgo.CallToolRequest) (*
 		return toolError(err), nil
 	}
 	p := jobs.BatchSubmitPayload{Name: a.Name, Code: a.Code, Output: a.Output}
-	var opts []jobs.EnqueueOption
+	var opts []store.EnqueueOption
 	if a.IdempotencyKey != "" {
-		opts = append(opts, jobs.WithIdempotencyKey(a.IdempotencyKey))
+		opts = append(opts, store.WithIdempotencyKey(a.IdempotencyKey))
 	}
 	return s.enqueueAndWait(ctx, req, p, a.AuthToken, wait, opts...)
 }

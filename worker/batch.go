@@ -11,10 +11,11 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 )
 
-// A batch job has one life, its batch's (see jobs/record.go for its state
+// A batch job has one life, its batch's (see jobs/store/record.go for its state
 // machine). Its submit task begins it (pending → active), submits the batch
 // once and records the platform's task ID; then a chain of scheduled
 // checks, one task per round, follows the task until the platform reports
@@ -78,7 +79,7 @@ func (w *Worker) handleSubmit(ctx context.Context, t *asynq.Task) error {
 	}
 	id := t.ResultWriter().TaskID()
 	start := time.Now()
-	credJob, _ := jobs.CredentialJob(t)
+	credJob, _ := store.CredentialJob(t)
 	created := jobs.CreatedAtOf(t)
 	if created.IsZero() {
 		created = start
@@ -87,7 +88,7 @@ func (w *Worker) handleSubmit(ctx context.Context, t *asynq.Task) error {
 	if d := jobs.DeadlineOf(t); !d.IsZero() && d.Before(deadline) {
 		deadline = d
 	}
-	rec, err := jobs.BeginBatchJob(ctx, w.rdb, id, jobs.OwnerOf(t), created, deadline, credJob != "")
+	rec, err := store.BeginBatchJob(ctx, w.rdb, id, jobs.OwnerOf(t), created, deadline, credJob != "")
 	if err != nil {
 		return fmt.Errorf("begin batch job: %w", err)
 	}
@@ -103,7 +104,7 @@ func (w *Worker) handleSubmit(ctx context.Context, t *asynq.Task) error {
 			return w.failSubmit(ctx, t, rec, err, start)
 		}
 		took = d
-		if rec, err = jobs.SetBatchTask(ctx, w.rdb, id, taskID); err != nil {
+		if rec, err = store.SetBatchTask(ctx, w.rdb, id, taskID); err != nil {
 			// The next attempt re-sends with the same key: the platform
 			// answers the same task.
 			return fmt.Errorf("record batch task: %w", err)
@@ -144,7 +145,7 @@ func (w *Worker) submit(ctx context.Context, t *asynq.Task, p jobs.BatchSubmitPa
 		if !retryable(err) || ctx.Err() != nil || try >= 4 {
 			return "", 0, err
 		}
-		rec, rerr := jobs.LoadBatchJob(ctx, w.rdb, id)
+		rec, rerr := store.LoadBatchJob(ctx, w.rdb, id)
 		if rerr != nil || rec == nil || !rec.CancelRequested {
 			return "", 0, err
 		}
@@ -159,7 +160,7 @@ func (w *Worker) submit(ctx context.Context, t *asynq.Task, p jobs.BatchSubmitPa
 // failSubmit decides what a failed submit leads to: a retry of the submit
 // task, or the end of the job (failed, with the error) when the error is
 // permanent, the retries are used up or the submit window has passed.
-func (w *Worker) failSubmit(ctx context.Context, t *asynq.Task, rec *jobs.BatchJob, err error, start time.Time) error {
+func (w *Worker) failSubmit(ctx context.Context, t *asynq.Task, rec *store.BatchJob, err error, start time.Time) error {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return err // shutdown: asynq runs the submit again
 	}
@@ -174,7 +175,7 @@ func (w *Worker) failSubmit(ctx context.Context, t *asynq.Task, rec *jobs.BatchJ
 	if errors.Is(err, errNoTaskID) {
 		f = jobs.Failure{Class: "permanent", Message: err.Error()}
 	}
-	w.endBatch(ctx, rec, jobs.Observation{End: jobs.StateFailed, Error: &f})
+	w.endBatch(ctx, rec, store.Observation{End: jobs.StateFailed, Error: &f})
 	retried, _ := asynq.GetRetryCount(ctx)
 	if _, werr := t.ResultWriter().Write(jobs.EncodeFailure(f, retried+1, time.Since(start).Milliseconds())); werr != nil {
 		w.log.WarnContext(ctx, "record failure", slog.String("job_id", rec.JobID), slog.Any("error", werr))
@@ -190,7 +191,7 @@ func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 	if err := decode(t, &p); err != nil {
 		return err
 	}
-	rec, err := jobs.LoadBatchJob(ctx, w.rdb, p.JobID)
+	rec, err := store.LoadBatchJob(ctx, w.rdb, p.JobID)
 	if err != nil {
 		return fmt.Errorf("read batch job: %w", err)
 	}
@@ -209,7 +210,7 @@ func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 		return w.cancelBatch(ctx, t, rec, p.Round)
 	}
 	if !rec.Deadline.IsZero() && time.Now().After(rec.Deadline) {
-		w.endBatch(ctx, rec, jobs.Observation{End: jobs.StateFailed, Error: &jobs.Failure{Class: "deadline", Message: fmt.Sprintf(
+		w.endBatch(ctx, rec, store.Observation{End: jobs.StateFailed, Error: &jobs.Failure{Class: "deadline", Message: fmt.Sprintf(
 			"stopped following batch task %s after %v without a final state (the job's deadline); query_task_status still asks the platform", rec.TaskID, rec.Deadline.Sub(rec.CreatedAt).Round(time.Second))}})
 		return nil
 	}
@@ -224,7 +225,7 @@ func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 		}
 		f := failureOf(err)
 		f.Message = "stopped following batch task " + rec.TaskID + ": " + f.Message
-		w.endBatch(ctx, rec, jobs.Observation{End: jobs.StateFailed, Error: &f})
+		w.endBatch(ctx, rec, store.Observation{End: jobs.StateFailed, Error: &f})
 		return nil
 	}
 	return w.observe(ctx, rec, p.Round, resp.Data, false)
@@ -234,7 +235,7 @@ func (w *Worker) handlePoll(ctx context.Context, t *asynq.Task) error {
 // platform task and ends the job as the platform answers (cancelled, or
 // completed or failed when the batch had ended first). A cancel the
 // platform could not take now is tried again next round.
-func (w *Worker) cancelBatch(ctx context.Context, t *asynq.Task, rec *jobs.BatchJob, n int) error {
+func (w *Worker) cancelBatch(ctx context.Context, t *asynq.Task, rec *store.BatchJob, n int) error {
 	resp, err := w.call(ctx, t, intranet.OpBatchCancel, map[string]string{"task_id": rec.TaskID})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -246,7 +247,7 @@ func (w *Worker) cancelBatch(ctx context.Context, t *asynq.Task, rec *jobs.Batch
 		}
 		f := failureOf(err)
 		f.Message = "could not cancel batch task " + rec.TaskID + ": " + f.Message
-		w.endBatch(ctx, rec, jobs.Observation{End: jobs.StateFailed, Error: &f})
+		w.endBatch(ctx, rec, store.Observation{End: jobs.StateFailed, Error: &f})
 		return nil
 	}
 	w.log.InfoContext(ctx, "batch cancelled", slog.String("job_id", rec.JobID), slog.String("task_id", rec.TaskID))
@@ -255,18 +256,18 @@ func (w *Worker) cancelBatch(ctx context.Context, t *asynq.Task, rec *jobs.Batch
 
 // observe records a status the platform answered in round n, and ends the
 // job when the batch ended, or schedules round n+1.
-func (w *Worker) observe(ctx context.Context, rec *jobs.BatchJob, n int, status json.RawMessage, cancelTried bool) error {
-	var ps jobs.PlatformStatus
+func (w *Worker) observe(ctx context.Context, rec *store.BatchJob, n int, status json.RawMessage, cancelTried bool) error {
+	var ps store.PlatformStatus
 	if err := json.Unmarshal(status, &ps); err != nil {
 		f := jobs.Failure{Class: "permanent", Message: fmt.Sprintf("the platform answered a status of batch task %s that is not an object", rec.TaskID)}
-		w.endBatch(ctx, rec, jobs.Observation{End: jobs.StateFailed, Error: &f})
+		w.endBatch(ctx, rec, store.Observation{End: jobs.StateFailed, Error: &f})
 		return nil
 	}
-	end, failure := jobs.EndOf(ps)
+	end, failure := store.EndOf(ps)
 	if end == jobs.StateCancelled && rec.CancelRequested {
 		failure = &jobs.Failure{Class: "cancelled", Message: "cancelled by its owner"}
 	}
-	after, err := jobs.ObserveBatchJob(ctx, w.rdb, rec, jobs.Observation{Status: status, End: end, Error: failure}, w.retention())
+	after, err := store.ObserveBatchJob(ctx, w.rdb, rec, store.Observation{Status: status, End: end, Error: failure}, w.retention())
 	if err != nil {
 		return fmt.Errorf("record batch status: %w", err)
 	}
@@ -286,8 +287,8 @@ func (w *Worker) observe(ctx context.Context, rec *jobs.BatchJob, n int, status 
 
 // next reserves round n+1 of a job's checks and schedules it after delay,
 // or at once when a cancel intent arrived during round n.
-func (w *Worker) next(ctx context.Context, rec *jobs.BatchJob, n int, delay time.Duration, cancelTried bool) error {
-	after, err := jobs.AdvanceBatchJob(ctx, w.rdb, rec.JobID, n)
+func (w *Worker) next(ctx context.Context, rec *store.BatchJob, n int, delay time.Duration, cancelTried bool) error {
+	after, err := store.AdvanceBatchJob(ctx, w.rdb, rec.JobID, n)
 	if err != nil {
 		return fmt.Errorf("schedule batch check: %w", err)
 	}
@@ -304,10 +305,10 @@ func (w *Worker) next(ctx context.Context, rec *jobs.BatchJob, n int, delay time
 }
 
 // endBatch ends an active batch job without a new platform status.
-func (w *Worker) endBatch(ctx context.Context, rec *jobs.BatchJob, obs jobs.Observation) {
+func (w *Worker) endBatch(ctx context.Context, rec *store.BatchJob, obs store.Observation) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	after, err := jobs.ObserveBatchJob(ctx, w.rdb, rec, obs, w.retention())
+	after, err := store.ObserveBatchJob(ctx, w.rdb, rec, obs, w.retention())
 	if err != nil {
 		w.log.WarnContext(ctx, "end batch job", slog.String("job_id", rec.JobID), slog.Any("error", err))
 		return
@@ -316,7 +317,7 @@ func (w *Worker) endBatch(ctx context.Context, rec *jobs.BatchJob, obs jobs.Obse
 }
 
 // batchEnded logs and announces a batch job that has ended.
-func (w *Worker) batchEnded(ctx context.Context, rec *jobs.BatchJob) {
+func (w *Worker) batchEnded(ctx context.Context, rec *store.BatchJob) {
 	attrs := []any{slog.String("job_id", rec.JobID), slog.String("state", string(rec.State)), slog.String("task_id", rec.TaskID)}
 	if rec.Error != nil {
 		attrs = append(attrs, slog.String("error", rec.Error.Message))
@@ -330,7 +331,7 @@ func (w *Worker) batchEnded(ctx context.Context, rec *jobs.BatchJob) {
 func (w *Worker) announceJob(ctx context.Context, id string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := jobs.Announce(actx, w.rdb, id); err != nil {
+	if err := store.Announce(actx, w.rdb, id); err != nil {
 		w.log.Warn("announce job", slog.String("job_id", id), slog.Any("error", err))
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
@@ -58,7 +59,7 @@ func batchStack(t *testing.T, simCfg simulator.Config) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
-	jc := jobs.NewClient(rdb, jobs.Options{RecheckInterval: 100 * time.Millisecond})
+	jc := store.NewClient(rdb, store.Options{RecheckInterval: 100 * time.Millisecond})
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -215,7 +216,7 @@ func TestCancelBatchJobInEachState(t *testing.T) {
 			t.Fatal(err)
 		}
 		tok := authenticate(t, s.simURL)
-		v, err := s.jobs.Enqueue(t.Context(), "alice", batchPayload, jobs.WithCredential(tok))
+		v, err := s.jobs.Enqueue(t.Context(), "alice", batchPayload, store.WithCredential(tok))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +370,7 @@ func TestCancelsAtRandomMomentsUnderFaults(t *testing.T) {
 func TestCallerTokenOfABatchJob(t *testing.T) {
 	s := batchStack(t, simulator.Config{BatchDuration: 500 * time.Millisecond})
 	tok := authenticate(t, s.simURL)
-	v, err := s.jobs.Enqueue(t.Context(), "alice", batchPayload, jobs.WithCredential(tok))
+	v, err := s.jobs.Enqueue(t.Context(), "alice", batchPayload, store.WithCredential(tok))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
@@ -20,7 +21,7 @@ type fleet struct {
 	redis *redistest.Server
 	sim   *simulator.Simulator
 	url   string
-	jobs  *jobs.Client
+	jobs  *store.Client
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -32,7 +33,7 @@ func newFleet(t *testing.T) *fleet {
 	hs := httptest.NewServer(sim)
 	t.Cleanup(hs.Close)
 	srv := redistest.Start(t)
-	jc := jobs.NewClient(srv.Client(t), jobs.Options{RecheckInterval: 100 * time.Millisecond})
+	jc := store.NewClient(srv.Client(t), store.Options{RecheckInterval: 100 * time.Millisecond})
 	t.Cleanup(func() { _ = jc.Close() })
 	return &fleet{redis: srv, sim: sim, url: hs.URL, jobs: jc}
 }

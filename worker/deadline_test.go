@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
@@ -26,7 +27,7 @@ func TestRetriesEndAtTheDeadline(t *testing.T) {
 			if err := s.sim.SetFaults(tt.faults); err != nil {
 				t.Fatal(err)
 			}
-			jc := jobs.NewClient(s.rdb, jobs.Options{Deadline: time.Second})
+			jc := store.NewClient(s.rdb, store.Options{Deadline: time.Second})
 			t.Cleanup(func() { _ = jc.Close() })
 			v, err := jc.Enqueue(t.Context(), "alice", beijing)
 			if err != nil {

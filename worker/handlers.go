@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 )
 
@@ -128,10 +129,10 @@ func (w *Worker) recordFailure(ctx context.Context, t *asynq.Task, f jobs.Failur
 // ended cleans up after a job that will not run again: it deletes the
 // caller's token the job was given (not one it borrows from a batch job).
 func (w *Worker) ended(ctx context.Context, t *asynq.Task, id string) {
-	if _, own := jobs.CredentialJob(t); !own {
+	if _, own := store.CredentialJob(t); !own {
 		return
 	}
-	if err := jobs.DropCredential(context.WithoutCancel(ctx), w.rdb, id); err != nil {
+	if err := store.DropCredential(context.WithoutCancel(ctx), w.rdb, id); err != nil {
 		w.log.WarnContext(ctx, "drop caller credential", slog.String("job_id", id), slog.Any("error", err))
 	}
 }
@@ -139,8 +140,8 @@ func (w *Worker) ended(ctx context.Context, t *asynq.Task, id string) {
 // call makes a platform call with the caller's own token when the job has
 // one (never refreshed), else with the shared token, refreshed once on 40003.
 func (w *Worker) call(ctx context.Context, t *asynq.Task, op intranet.Operation, body any, opts ...intranet.CallOption) (*intranet.Response, error) {
-	if id, _ := jobs.CredentialJob(t); id != "" {
-		own, err := jobs.Credential(ctx, w.rdb, id)
+	if id, _ := store.CredentialJob(t); id != "" {
+		own, err := store.Credential(ctx, w.rdb, id)
 		if err != nil {
 			return nil, fmt.Errorf("read caller credential: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
@@ -80,7 +81,7 @@ func TestListReadsAPageAtOnce(t *testing.T) {
 	rdb := s.redis.Client(t)
 	hook := &roundTrips{}
 	rdb.AddHook(hook)
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	if _, err := jc.List(ctx, "alice", "", 1); err != nil { // connects
 		t.Fatal(err)

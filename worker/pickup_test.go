@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
@@ -25,7 +26,7 @@ type pickupStack struct {
 	srv  *redistest.Server
 	rdb  *redis.Client
 	w    *Worker
-	jobs *jobs.Client
+	jobs *store.Client
 	stop func() time.Duration // shuts the worker down, answers how long it took
 }
 
@@ -56,7 +57,7 @@ func startPickup(t *testing.T, wrap func(*redis.Client) redis.UniversalClient) *
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
-	jc := jobs.NewClient(rdb, jobs.Options{RecheckInterval: time.Minute})
+	jc := store.NewClient(rdb, store.Options{RecheckInterval: time.Minute})
 	var took time.Duration
 	stopped := false
 	stop := func() time.Duration {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 	"github.com/mcpjobs/mcpjobs/worker/token"
 )
@@ -72,7 +73,7 @@ type Worker struct {
 	log      *slog.Logger
 	asynqCfg asynq.Config
 	mux      *asynq.ServeMux
-	jobs     *jobs.Client
+	jobs     *store.Client
 	metrics  *metrics
 
 	// parkCh asks Run to park the replica (its credentials were refused);
@@ -124,7 +125,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 	}
 	cfg.Retry = cfg.Retry.withDefaults()
 	w := &Worker{rdb: rdb, cfg: cfg, log: cfg.Logger, metrics: m, parkCh: make(chan struct{}, 1),
-		jobs: jobs.NewClient(rdb, jobs.Options{Retention: cfg.Retention, Logger: cfg.Logger})}
+		jobs: store.NewClient(rdb, store.Options{Retention: cfg.Retention, Logger: cfg.Logger})}
 	w.mux = asynq.NewServeMux()
 	w.mux.Use(w.announce, w.cancellation)
 	w.mux.HandleFunc(jobs.TypeAspect, w.handleAspect)
@@ -208,7 +209,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		start := time.Now()
-		if cancelled, err := jobs.IsCancelled(ctx, w.rdb, t.ResultWriter().TaskID()); err == nil && cancelled {
+		if cancelled, err := store.IsCancelled(ctx, w.rdb, t.ResultWriter().TaskID()); err == nil && cancelled {
 			w.recordFailure(ctx, t, jobs.Failure{Class: "cancelled", Message: "cancelled by its owner"}, start)
 			return fmt.Errorf("%w: %w", errCancelled, asynq.SkipRetry)
 		}
@@ -219,7 +220,7 @@ func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
 		id := t.ResultWriter().TaskID()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		cancelled, cerr := jobs.IsCancelled(cctx, w.rdb, id)
+		cancelled, cerr := store.IsCancelled(cctx, w.rdb, id)
 		if cerr != nil || !cancelled {
 			return err // a shutdown: the job goes back to the queue
 		}
@@ -239,7 +240,7 @@ func (w *Worker) announce(next asynq.Handler) asynq.Handler {
 		id := t.ResultWriter().TaskID()
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if perr := jobs.Announce(actx, w.rdb, id); perr != nil {
+		if perr := store.Announce(actx, w.rdb, id); perr != nil {
 			w.log.Warn("announce job end", slog.String("job_id", id), slog.Any("error", perr))
 		}
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
@@ -24,7 +25,7 @@ import (
 type stack struct {
 	redis  *redistest.Server
 	rdb    *redis.Client
-	jobs   *jobs.Client
+	jobs   *store.Client
 	sim    *simulator.Simulator
 	simURL string
 	logs   *lockedWriter
@@ -65,7 +66,7 @@ func setupWith(t *testing.T, simCfg simulator.Config) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
-	jc := jobs.NewClient(rdb, jobs.Options{RecheckInterval: 200 * time.Millisecond})
+	jc := store.NewClient(rdb, store.Options{RecheckInterval: 200 * time.Millisecond})
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -75,7 +76,7 @@ func setupWith(t *testing.T, simCfg simulator.Config) *stack {
 }
 
 // run enqueues p as alice and waits for it to end.
-func (s *stack) run(t *testing.T, p jobs.Payload, opts ...jobs.EnqueueOption) *jobs.View {
+func (s *stack) run(t *testing.T, p jobs.Payload, opts ...store.EnqueueOption) *jobs.View {
 	t.Helper()
 	ctx := t.Context()
 	v, err := s.jobs.Enqueue(ctx, "alice", p, opts...)
@@ -185,12 +186,12 @@ func TestCallerToken(t *testing.T) {
 	s := setup(t)
 	tok := authenticate(t, s.simURL)
 
-	v := s.run(t, beijing, jobs.WithCredential(tok))
+	v := s.run(t, beijing, store.WithCredential(tok))
 	if v.State != jobs.StateCompleted {
 		t.Fatalf("with a valid caller token: %s %+v", v.State, v.Error)
 	}
 	s.sim.ExpireTokens()
-	v = s.run(t, beijing, jobs.WithCredential(tok))
+	v = s.run(t, beijing, store.WithCredential(tok))
 	if v.State != jobs.StateFailed || v.Error == nil || !strings.HasPrefix(v.Error.Message, "the platform refused the auth_token you gave") {
 		t.Fatalf("with an expired caller token: %s %+v", v.State, v.Error)
 	}

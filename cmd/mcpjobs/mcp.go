@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
@@ -80,12 +80,12 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 
 // newMCPServer builds the MCP server and its jobs client; oa, when set,
 // lets HTTP callers sign in with the identity provider.
-func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer, oa *mcp.OAuth) (*mcp.Server, *jobs.Client, error) {
+func newMCPServer(a *app, rdb redis.UniversalClient, reg prometheus.Registerer, oa *mcp.OAuth) (*mcp.Server, *store.Client, error) {
 	tokens, err := mcp.ParseTokens(a.cfg.MCPAuthTokens)
 	if err != nil {
 		return nil, nil, err
 	}
-	jc := jobs.NewClient(rdb, jobs.Options{
+	jc := store.NewClient(rdb, store.Options{
 		Retention:          a.retention,
 		WaitReplicas:       a.cfg.RedisWaitReplicas,
 		ServiceTokenStatus: a.statusServiceToken,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // testCA is a certificate authority made for a test.
@@ -114,7 +115,7 @@ func TestRedisTLS(t *testing.T) {
 		t.Fatalf("openRedis %s with REDIS_CA_FILE: %v", srv.URL, err)
 	}
 	defer rdb.Close()
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	defer jc.Close()
 	v, err := jc.Enqueue(ctx, "alice", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{116, 39.8, 116.1, 39.9}})
 	if err != nil {
@@ -181,7 +182,7 @@ func TestRedisSentinel(t *testing.T) {
 		t.Fatalf("openRedis %s: %v", s.URL, err)
 	}
 	defer rdb.Close()
-	jc := jobs.NewClient(rdb, jobs.Options{WaitReplicas: 1})
+	jc := store.NewClient(rdb, store.Options{WaitReplicas: 1})
 	defer jc.Close()
 	v, err := jc.Enqueue(ctx, "alice", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{116, 39.8, 116.1, 39.9}})
 	if err != nil {

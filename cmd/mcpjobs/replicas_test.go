@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
 	"github.com/mcpjobs/mcpjobs/worker/token"
 )
@@ -77,7 +78,7 @@ func TestThreeWorkerProcessesShareOneToken(t *testing.T) {
 		workers = append(workers, startProcess(t, env, "worker", "--concurrency", fmt.Sprint(perReplica)))
 	}
 
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	ids := make([]string, 0, total)
 	enqueueWave := func() {

@@ -17,7 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
@@ -26,7 +26,7 @@ import (
 // client, and returns its URL and a function that stops it.
 func (s *stack) replica(t *testing.T) (string, func()) {
 	t.Helper()
-	jc := jobs.NewClient(s.rdb, jobs.Options{RecheckInterval: 200 * time.Millisecond})
+	jc := store.NewClient(s.rdb, store.Options{RecheckInterval: 200 * time.Millisecond})
 	tokens, err := mcp.ParseTokens("alice:alice-secret,bob:bob-secret")
 	if err != nil {
 		t.Fatal(err)
@@ -466,7 +466,7 @@ func TestTasksExtensionAcrossReplicas(t *testing.T) {
 
 func TestTasksOverStdio(t *testing.T) {
 	s := newStack(t, simulator.Config{Latency: 1500 * time.Millisecond})
-	jc := jobs.NewClient(s.rdb, jobs.Options{RecheckInterval: 200 * time.Millisecond})
+	jc := store.NewClient(s.rdb, store.Options{RecheckInterval: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = jc.Close() })
 	m, err := mcp.New(mcp.Options{Jobs: jc})
 	if err != nil {

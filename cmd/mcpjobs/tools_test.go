@@ -20,6 +20,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 	"github.com/mcpjobs/mcpjobs/worker"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
@@ -67,7 +68,7 @@ func newStack(t *testing.T, simCfg simulator.Config) *stack {
 	go func() { _ = w.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	jc := jobs.NewClient(rdb, jobs.Options{RecheckInterval: 200 * time.Millisecond})
+	jc := store.NewClient(rdb, store.Options{RecheckInterval: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = jc.Close() })
 	tokens, err := mcp.ParseTokens("alice:alice-secret,bob:bob-secret")
 	if err != nil {
@@ -307,7 +308,7 @@ func TestSubmitOnceThroughLostReplies(t *testing.T) {
 func TestConcurrentStatusQueriesShareACall(t *testing.T) {
 	s := newStack(t, simulator.Config{BatchDuration: time.Minute, Latency: 100 * time.Millisecond})
 	taskID := submitElsewhere(t, s)
-	jc := jobs.NewClient(s.rdb, jobs.Options{RecheckInterval: 100 * time.Millisecond, ServiceTokenStatus: true})
+	jc := store.NewClient(s.rdb, store.Options{RecheckInterval: 100 * time.Millisecond, ServiceTokenStatus: true})
 	t.Cleanup(func() { _ = jc.Close() })
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -444,7 +445,7 @@ func TestStatusBelongsToItsCaller(t *testing.T) {
 	}
 	// The service token answers for tasks nobody submitted here only
 	// where the operator allows it, and never for another's task.
-	jc := jobs.NewClient(s.rdb, jobs.Options{ServiceTokenStatus: true})
+	jc := store.NewClient(s.rdb, store.Options{ServiceTokenStatus: true})
 	t.Cleanup(func() { _ = jc.Close() })
 	if v, err := jc.QueryStatus(t.Context(), "bob", elsewhere, 0, 20*time.Second, "", nil); err != nil || v.State != jobs.StateCompleted {
 		t.Errorf("bob, service token allowed, task from elsewhere: %+v %v", v, err)

@@ -11,6 +11,7 @@ import (
 	mcpclient "github.com/mark3labs/mcp-go/client"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
@@ -59,7 +60,7 @@ type EnqueueReport struct {
 	// Bare is asynq.Client.EnqueueContext of the same task type, payload
 	// and options.
 	Bare rate `json:"bare_asynq"`
-	// JobsClient is jobs.Client.Enqueue called directly, without MCP: it
+	// JobsClient is store.Client.Enqueue called directly, without MCP: it
 	// tells the cost of mcpjobs' own enqueue (owner and time headers, the
 	// owner's job index) apart from the MCP protocol's.
 	JobsClient      rate    `json:"jobs_client"`
@@ -87,7 +88,7 @@ func Enqueue(ctx context.Context, cfg EnqueueConfig) (*EnqueueReport, error) {
 		name string
 		call func(context.Context, int) error
 		load load
-	}{{name: "mcpjobs side", call: mcpCall}, {name: "baseline side", call: bareCall}, {name: "jobs.Client", call: direct}}
+	}{{name: "mcpjobs side", call: mcpCall}, {name: "baseline side", call: bareCall}, {name: "store.Client", call: direct}}
 	for _, s := range sides {
 		if warm := hammer(ctx, cfg.Callers, cfg.Duration/10, s.call); warm.errors > 0 {
 			return nil, fmt.Errorf("%s: %d of %d calls failed in the warm-up, the first: %s", s.name, warm.errors, len(warm.latencies), warm.firstErr)
@@ -116,7 +117,7 @@ func Enqueue(ctx context.Context, cfg EnqueueConfig) (*EnqueueReport, error) {
 
 // enqueueMCP sets up the mcpjobs side: an MCP server over loopback HTTP and
 // one MCP client per caller. call makes one tool call that only enqueues;
-// direct calls jobs.Client.Enqueue as the tool does.
+// direct calls store.Client.Enqueue as the tool does.
 func enqueueMCP(ctx context.Context, cfg EnqueueConfig) (call, direct func(context.Context, int) error, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
@@ -134,7 +135,7 @@ func enqueueMCP(ctx context.Context, cfg EnqueueConfig) (call, direct func(conte
 		return nil, nil, nil, err
 	}
 	closers = append(closers, func() { _ = db.Close() })
-	jc := jobs.NewClient(db.Client, jobs.Options{Logger: discard})
+	jc := store.NewClient(db.Client, store.Options{Logger: discard})
 	closers = append(closers, func() { _ = jc.Close() })
 	srv, err := mcp.New(mcp.Options{Jobs: jc, Logger: discard})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 	"github.com/mcpjobs/mcpjobs/worker"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
@@ -187,7 +188,7 @@ func latencyMCPJobs(ctx context.Context, cfg LatencyConfig) (LatencyMCPJobs, err
 		started++
 	}
 
-	jc := jobs.NewClient(db.Client, jobs.Options{Logger: discard})
+	jc := store.NewClient(db.Client, store.Options{Logger: discard})
 	defer jc.Close()
 	srv, err := mcp.New(mcp.Options{Jobs: jc, Logger: discard})
 	if err != nil {

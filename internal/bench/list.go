@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // ListConfig sets up the list scenario.
@@ -36,13 +37,13 @@ type ListReport struct {
 	Scenario string `json:"scenario"`
 	Jobs     int    `json:"jobs"`
 	Limit    int    `json:"limit"`
-	// Page is a page of the newest jobs (jobs.Client.List, no filter).
+	// Page is a page of the newest jobs (store.Client.List, no filter).
 	Page Percentiles `json:"page"`
 	// Filtered is a page filtered on a state no job is in, which reads the
 	// most a filtered page reads (the newest 1,000 jobs).
 	Filtered Percentiles `json:"filtered_page"`
 	// PerJob is the baseline: the page's IDs from the index, then one
-	// jobs.Client.Get per job (how list_jobs read before).
+	// store.Client.Get per job (how list_jobs read before).
 	PerJob Percentiles `json:"per_job_gets"`
 	// Ratio is PerJob's p99 over Page's.
 	Ratio float64 `json:"p99_ratio_per_job_over_page"`
@@ -57,7 +58,7 @@ func List(ctx context.Context, cfg ListConfig) (*ListReport, error) {
 		return nil, err
 	}
 	defer db.Close()
-	jc := jobs.NewClient(db.Client, jobs.Options{Logger: discard})
+	jc := store.NewClient(db.Client, store.Options{Logger: discard})
 	defer jc.Close()
 	err = fill(ctx, cfg.Jobs, func(ctx context.Context) error {
 		_, err := jc.Enqueue(ctx, owner, aspectPayload)

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // MemoryConfig sets up the memory scenario.
@@ -75,7 +76,7 @@ type MemoryReport struct {
 var aspectPayload = jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{116.0, 39.8, 116.1, 39.9}, ScaleM: 30}
 
 // Memory queues Jobs pending aspect jobs on each side, with no worker:
-// through jobs.Client.Enqueue, then as bare asynq tasks of the same payload
+// through store.Client.Enqueue, then as bare asynq tasks of the same payload
 // and options.
 func Memory(ctx context.Context, cfg MemoryConfig) (*MemoryReport, error) {
 	cfg = cfg.withDefaults()
@@ -112,7 +113,7 @@ func memorySide(ctx context.Context, cfg MemoryConfig, side Side, body []byte) (
 	}
 	var enqueue func(context.Context) error
 	if side == SideMCPJobs {
-		jc := jobs.NewClient(rdb, jobs.Options{Logger: discard})
+		jc := store.NewClient(rdb, store.Options{Logger: discard})
 		defer jc.Close()
 		enqueue = func(ctx context.Context) error {
 			_, err := jc.Enqueue(ctx, owner, aspectPayload)

@@ -166,7 +166,7 @@ func withArgs(base map[string]any, extra map[string]any) map[string]any {
 	return out
 }
 
-// bareOptions are the asynq options jobs.Client gives a job of taskType,
+// bareOptions are the asynq options store.Client gives a job of taskType,
 // without its task ID: what a bare asynq caller would pass.
 func bareOptions(taskType string) []asynq.Option {
 	spec, _ := jobs.SpecFor(taskType)

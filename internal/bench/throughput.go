@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
 )
 
@@ -85,7 +86,7 @@ type ThroughputReport struct {
 
 // Throughput runs Jobs code-to-DAG jobs on each side, in alternating
 // rounds: with worker.Worker against the simulator, and with a bare
-// asynq.Server. Both sides queue their jobs through jobs.Client, so they
+// asynq.Server. Both sides queue their jobs through store.Client, so they
 // run the same tasks.
 func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputReport, error) {
 	cfg = cfg.withDefaults()
@@ -131,7 +132,7 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputReport, e
 type throughputSide struct {
 	cfg  ThroughputConfig
 	db   *DB
-	jc   *jobs.Client
+	jc   *store.Client
 	plat *platform
 
 	done     int
@@ -145,7 +146,7 @@ func openThroughputSide(ctx context.Context, cfg ThroughputConfig, side Side) (*
 	if err != nil {
 		return nil, err
 	}
-	s := &throughputSide{cfg: cfg, db: db, jc: jobs.NewClient(db.Client, jobs.Options{Logger: discard})}
+	s := &throughputSide{cfg: cfg, db: db, jc: store.NewClient(db.Client, store.Options{Logger: discard})}
 	if side == SideMCPJobs {
 		if s.plat, err = newPlatform(); err != nil {
 			s.close()

@@ -9,6 +9,7 @@ import (
 	mcpclient "github.com/mark3labs/mcp-go/client"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 	"github.com/mcpjobs/mcpjobs/worker"
 )
@@ -67,7 +68,7 @@ type WakeupReport struct {
 // a worker and the simulator with no latency:
 //
 //   - pubsub: execute_code_to_dag with wait_seconds 10, on an MCP server
-//     whose jobs.Client re-reads only every minute, so only the workers'
+//     whose store.Client re-reads only every minute, so only the workers'
 //     announcement can end the wait early;
 //   - polling: execute_code_to_dag with wait_seconds 0, then get_job every
 //     PollInterval until the job has ended, the first get_job after a
@@ -117,7 +118,7 @@ func wakeupSide(ctx context.Context, cfg WakeupConfig, side Side) (WakeupRun, er
 	go func() { done <- w.Run(runCtx) }()
 	defer func() { cancel(); <-done }()
 
-	jc := jobs.NewClient(db.Client, jobs.Options{RecheckInterval: time.Minute, Logger: discard})
+	jc := store.NewClient(db.Client, store.Options{RecheckInterval: time.Minute, Logger: discard})
 	defer jc.Close()
 	srv, err := mcp.New(mcp.Options{Jobs: jc, Logger: discard})
 	if err != nil {

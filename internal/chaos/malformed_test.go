@@ -17,7 +17,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
-	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
 
@@ -64,7 +64,7 @@ type rawMCP struct {
 func newRawMCP(t *testing.T) (*rawMCP, *asynq.Inspector) {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
-	jc := jobs.NewClient(rdb, jobs.Options{})
+	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	tokens, err := mcp.ParseTokens("malformed:" + malformedToken)
 	if err != nil {

@@ -1,4 +1,4 @@
-package jobs_test
+package store_test
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // TestCallerTokenLivesNoLongerThanItsJob: a caller's token is stored only
@@ -19,7 +20,7 @@ func TestCallerTokenLivesNoLongerThanItsJob(t *testing.T) {
 	ctx := t.Context()
 	ttl := func(k string) time.Duration { return rdb.TTL(ctx, k).Val() }
 
-	v, err := jc.Enqueue(ctx, "alice", aspect, jobs.WithCredential("tok-1"))
+	v, err := jc.Enqueue(ctx, "alice", aspect, store.WithCredential("tok-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,11 +30,11 @@ func TestCallerTokenLivesNoLongerThanItsJob(t *testing.T) {
 
 	// The same key with another token answers the job and keeps its token.
 	batch := jobs.BatchSubmitPayload{Name: "n", Code: "c", Output: jobs.BatchOutput{Format: "CSV", Path: "/o.csv"}}
-	b1, err := jc.Enqueue(ctx, "alice", batch, jobs.WithIdempotencyKey("k"), jobs.WithCredential("tok-a"))
+	b1, err := jc.Enqueue(ctx, "alice", batch, store.WithIdempotencyKey("k"), store.WithCredential("tok-a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b2, err := jc.Enqueue(ctx, "alice", batch, jobs.WithIdempotencyKey("k"), jobs.WithCredential("tok-b"))
+	b2, err := jc.Enqueue(ctx, "alice", batch, store.WithIdempotencyKey("k"), store.WithCredential("tok-b"))
 	if err != nil || b2.JobID != b1.JobID {
 		t.Fatalf("repeat: %+v %v", b2, err)
 	}
@@ -72,11 +73,11 @@ func TestRepeatStoresNoToken(t *testing.T) {
 	rdb, jc := setup(t)
 	ctx := t.Context()
 	batch := jobs.BatchSubmitPayload{Name: "n", Code: "c", Output: jobs.BatchOutput{Format: "CSV", Path: "/o.csv"}}
-	v, err := jc.Enqueue(ctx, "alice", batch, jobs.WithIdempotencyKey("k"))
+	v, err := jc.Enqueue(ctx, "alice", batch, store.WithIdempotencyKey("k"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := jc.Enqueue(ctx, "alice", batch, jobs.WithIdempotencyKey("k"), jobs.WithCredential("tok")); err != nil {
+	if _, err := jc.Enqueue(ctx, "alice", batch, store.WithIdempotencyKey("k"), store.WithCredential("tok")); err != nil {
 		t.Fatal(err)
 	}
 	if n := rdb.Exists(ctx, "mcpjobs:credential:"+v.JobID).Val(); n != 0 {

@@ -1,4 +1,4 @@
-package jobs_test
+package store_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/jobs"
+	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
 
 // TestLostRedisDataHeals flushes Redis (as a failover to an empty replica
@@ -96,7 +97,7 @@ func TestWaitReplicas(t *testing.T) {
 	primary := redistest.Start(t)
 	rdb := primary.Client(t)
 	ctx := t.Context()
-	jc := jobs.NewClient(rdb, jobs.Options{WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
+	jc := store.NewClient(rdb, store.Options{WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
 	t.Cleanup(func() { _ = jc.Close() })
 
 	_, err := jc.Enqueue(ctx, "alice", aspect)
@@ -112,7 +113,7 @@ func TestWaitReplicas(t *testing.T) {
 	// machine: a generous timeout (without a replica, the wait above lasts
 	// the whole timeout, hence a short one there).
 	replica := redistest.StartReplica(t, primary)
-	patient := jobs.NewClient(rdb, jobs.Options{WaitReplicas: 1, WaitTimeout: 15 * time.Second})
+	patient := store.NewClient(rdb, store.Options{WaitReplicas: 1, WaitTimeout: 15 * time.Second})
 	t.Cleanup(func() { _ = patient.Close() })
 	v, err := patient.Enqueue(ctx, "alice", aspect)
 	if err != nil {

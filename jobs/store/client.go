@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
 )
 
 // Options configure a Client. The zero value is usable.
@@ -117,7 +119,7 @@ func WithIdempotencyKey(key string) EnqueueOption {
 // Enqueue validates p and enqueues it as a job owned by owner. A payload
 // that fails validation returns an error that wraps ErrInvalid, and nothing
 // is enqueued.
-func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...EnqueueOption) (*View, error) {
+func (c *Client) Enqueue(ctx context.Context, owner string, p jobs.Payload, opts ...EnqueueOption) (*jobs.View, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("jobs: enqueue without an owner")
 	}
@@ -125,17 +127,17 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...E
 	for _, o := range opts {
 		o(&eo)
 	}
-	if len(eo.idempotencyKey) > MaxIdempotencyKey {
-		return nil, fieldErrorf("idempotency_key", "is %d characters; the limit is %d", len(eo.idempotencyKey), MaxIdempotencyKey)
+	if len(eo.idempotencyKey) > jobs.MaxIdempotencyKey {
+		return nil, jobs.FieldErrorf("idempotency_key", "is %d characters; the limit is %d", len(eo.idempotencyKey), jobs.MaxIdempotencyKey)
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	spec, ok := SpecFor(p.TaskType())
+	spec, ok := jobs.SpecFor(p.TaskType())
 	if !ok {
 		return nil, fmt.Errorf("jobs: unknown task type %q", p.TaskType())
 	}
-	id := newJobID(spec)
+	id := jobs.NewJobID(spec)
 	if eo.idempotencyKey != "" {
 		sum := sha256.Sum256([]byte(owner + "\x00" + eo.idempotencyKey))
 		id = spec.Kind + "-" + hex.EncodeToString(sum[:16])
@@ -143,7 +145,7 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...E
 		// different auth_token must not replace the job's).
 		if v, err := c.Get(ctx, owner, id); err == nil {
 			return v, nil
-		} else if !errors.Is(err, ErrNotFound) {
+		} else if !errors.Is(err, jobs.ErrNotFound) {
 			return nil, err
 		}
 	}
@@ -155,7 +157,7 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...E
 		// The same idempotency key, enqueued meanwhile.
 		v, err := c.Get(ctx, owner, id)
 		if err != nil {
-			return nil, &UncertainError{JobID: id, Err: err}
+			return nil, &jobs.UncertainError{JobID: id, Err: err}
 		}
 		return v, nil
 	}
@@ -171,7 +173,7 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p Payload, opts ...E
 // listed. A caller's token is written with SET NX, so that it never
 // replaces the token of a job that has this ID already, and deleted when
 // the enqueue is refused, conflicts or its outcome is unknown.
-func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string, p any, eo enqueueOptions) (v *View, created bool, err error) {
+func (c *Client) enqueue(ctx context.Context, owner string, spec jobs.Spec, id string, p any, eo enqueueOptions) (v *jobs.View, created bool, err error) {
 	body, err := json.Marshal(p)
 	if err != nil {
 		return nil, false, fmt.Errorf("jobs: encode %s payload: %w", spec.Type, err)
@@ -179,12 +181,12 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 	ctx, cancel := context.WithTimeout(ctx, c.opts.RedisTimeout)
 	defer cancel()
 	now := time.Now().UTC()
-	headers := map[string]string{headerOwner: owner, headerCreatedAt: now.Format(time.RFC3339Nano)}
+	headers := map[string]string{jobs.HeaderOwner: owner, jobs.HeaderCreatedAt: now.Format(time.RFC3339Nano)}
 	if c.opts.Deadline > 0 && (spec.Deadline <= 0 || c.opts.Deadline < spec.Deadline) {
 		spec.Deadline = c.opts.Deadline
 	}
 	if spec.Deadline > 0 {
-		headers[headerDeadline] = now.Add(spec.Deadline).Format(time.RFC3339Nano)
+		headers[jobs.HeaderDeadline] = now.Add(spec.Deadline).Format(time.RFC3339Nano)
 	}
 	credential := eo.credential
 	switch {
@@ -192,7 +194,7 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 		headers[HasCredential] = "1"
 		stored, err := saveCredential(ctx, c.rdb, id, credential, spec.Deadline)
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, false, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 		}
 		if !stored {
 			return nil, false, nil // a job with this ID has its own token
@@ -205,14 +207,14 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 			_ = DropCredential(ctx, c.rdb, id)
 		}
 	}
-	if spec.Type != TypeBatchStatus { // status queries are not listed
+	if spec.Type != jobs.TypeBatchStatus { // status queries are not listed
 		if err := c.index(ctx, owner, id, now); err != nil {
 			dropCredential(context.WithoutCancel(ctx))
-			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, false, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 		}
 	}
 	task := asynq.NewTaskWithHeaders(spec.Type, body, headers)
-	_, err = c.enqueuer.EnqueueContext(ctx, task, spec.options(id, c.opts.Retention)...)
+	_, err = c.enqueuer.EnqueueContext(ctx, task, spec.Options(id, c.opts.Retention)...)
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		dropCredential(ctx)
@@ -225,21 +227,21 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec Spec, id string
 		switch {
 		case lerr == nil:
 			// It is queued after all.
-		case isNotFound(lerr):
+		case jobs.IsNotFound(lerr):
 			dropCredential(lctx)
-			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, false, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 		default:
 			// Unknown: should the job exist, it fails for want of the
 			// token rather than keep a secret nobody may ever clean up.
 			dropCredential(lctx)
-			return nil, false, &UncertainError{JobID: id, Err: err}
+			return nil, false, &jobs.UncertainError{JobID: id, Err: err}
 		}
 	}
 	if err := c.waitReplicas(ctx, id); err != nil {
 		return nil, false, err
 	}
 	c.opts.Logger.DebugContext(ctx, "job enqueued", slog.String("job_id", id), slog.String("type", spec.Type), slog.String("owner", owner))
-	return &View{JobID: id, Type: spec.Type, State: StatePending, CreatedAt: &now, Owner: owner}, true, nil
+	return &jobs.View{JobID: id, Type: spec.Type, State: jobs.StatePending, CreatedAt: &now, Owner: owner}, true, nil
 }
 
 // replicationProbeKey is a counter that waitReplicas increments so that
@@ -261,13 +263,13 @@ func (c *Client) waitReplicas(ctx context.Context, id string) error {
 	pipe.Incr(wctx, replicationProbeKey)
 	acked := pipe.Do(wctx, "WAIT", c.opts.WaitReplicas, c.opts.WaitTimeout.Milliseconds())
 	if _, err := pipe.Exec(wctx); err != nil {
-		return &UncertainError{JobID: id, Err: fmt.Errorf("waiting for %d Redis replicas: %w", c.opts.WaitReplicas, err)}
+		return &jobs.UncertainError{JobID: id, Err: fmt.Errorf("waiting for %d Redis replicas: %w", c.opts.WaitReplicas, err)}
 	}
 	if n, _ := acked.Int64(); n < int64(c.opts.WaitReplicas) {
 		c.opts.Logger.WarnContext(ctx, "job not acknowledged by enough Redis replicas", slog.String("job_id", id),
 			slog.Int64("acknowledged", n), slog.Int("wanted", c.opts.WaitReplicas))
-		return &UncertainError{JobID: id, Err: fmt.Errorf("%w: %d of %d Redis replicas acknowledged it within %v",
-			ErrNotReplicated, n, c.opts.WaitReplicas, c.opts.WaitTimeout)}
+		return &jobs.UncertainError{JobID: id, Err: fmt.Errorf("%w: %d of %d Redis replicas acknowledged it within %v",
+			jobs.ErrNotReplicated, n, c.opts.WaitReplicas, c.opts.WaitTimeout)}
 	}
 	return nil
 }
@@ -282,8 +284,8 @@ const asynqQueuesKey = "asynq:queues"
 // a restart without persistence) the Inspector would answer "queue not
 // found" for every new job until the processes restart.
 func (c *Client) registerQueues(ctx context.Context) error {
-	names := make([]any, 0, len(Queues))
-	for q := range Queues {
+	names := make([]any, 0, len(jobs.Queues))
+	for q := range jobs.Queues {
 		names = append(names, q)
 	}
 	return c.rdb.SAdd(ctx, asynqQueuesKey, names...).Err()
@@ -358,32 +360,32 @@ func (c *Client) lookup(ctx context.Context, queue, id string) error {
 // Get returns the view of a job owned by owner. An unknown job and another
 // owner's job both return ErrNotFound. A batch job's state is its
 // record's, which outlives the submit task.
-func (c *Client) Get(ctx context.Context, owner, id string) (*View, error) {
-	spec, ok := specForID(id)
+func (c *Client) Get(ctx context.Context, owner, id string) (*jobs.View, error) {
+	spec, ok := jobs.SpecForID(id)
 	if !ok {
-		return nil, ErrNotFound
+		return nil, jobs.ErrNotFound
 	}
 	var rec *BatchJob
-	if spec.Type == TypeBatchSubmit {
+	if spec.Type == jobs.TypeBatchSubmit {
 		var err error
 		if rec, err = LoadBatchJob(ctx, c.rdb, id); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 		}
 		if rec != nil && rec.Owner != owner {
-			return nil, ErrNotFound
+			return nil, jobs.ErrNotFound
 		}
 	}
 	info, err := c.taskInfo(ctx, spec.Queue, id)
 	switch {
-	case isNotFound(err):
+	case jobs.IsNotFound(err):
 		info = nil
 	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 	}
 	cancelled := false
 	if rec == nil && info != nil && info.State == asynq.TaskStateArchived {
 		if cancelled, err = c.isCancelled(ctx, id); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 		}
 	}
 	return assemble(owner, spec, rec, info, cancelled)
@@ -392,30 +394,30 @@ func (c *Client) Get(ctx context.Context, owner, id string) (*View, error) {
 // assemble builds owner's view of a job from what Redis holds of it: its
 // batch record (batch jobs), its asynq task (nil when gone) and whether its
 // owner cancelled it. It answers ErrNotFound for another owner's job.
-func assemble(owner string, spec Spec, rec *BatchJob, info *asynq.TaskInfo, cancelled bool) (*View, error) {
+func assemble(owner string, spec jobs.Spec, rec *BatchJob, info *asynq.TaskInfo, cancelled bool) (*jobs.View, error) {
 	if rec != nil && rec.Owner != owner {
-		return nil, ErrNotFound
+		return nil, jobs.ErrNotFound
 	}
 	if info == nil {
 		if rec != nil {
 			return batchView(rec, nil), nil
 		}
-		return nil, ErrNotFound
+		return nil, jobs.ErrNotFound
 	}
-	v := viewOf(info)
+	v := jobs.ViewOf(info)
 	if v.Owner != owner {
-		return nil, ErrNotFound
+		return nil, jobs.ErrNotFound
 	}
 	if rec != nil {
 		return batchView(rec, info), nil
 	}
-	if spec.Type == TypeBatchSubmit && !v.State.Final() {
+	if spec.Type == jobs.TypeBatchSubmit && !v.State.Final() {
 		// Not begun yet: pending whatever asynq's state (a submit that
 		// failed before it began is retried as pending).
-		v.State, v.Attempts = StatePending, 0
+		v.State, v.Attempts = jobs.StatePending, 0
 	}
 	if info.State == asynq.TaskStateArchived && cancelled {
-		v.State, v.Error = StateCancelled, &Failure{Class: "cancelled", Message: "cancelled by its owner"}
+		v.State, v.Error = jobs.StateCancelled, &jobs.Failure{Class: "cancelled", Message: "cancelled by its owner"}
 	}
 	return v, nil
 }
@@ -424,7 +426,7 @@ func assemble(owner string, spec Spec, rec *BatchJob, info *asynq.TaskInfo, canc
 // has passed, whatever its state. It wakes on the workers' announcements and
 // re-reads the state every RecheckInterval in case one was lost. progress,
 // when not nil, is called with each view read while waiting.
-func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, progress func(*View)) (*View, error) {
+func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, progress func(*jobs.View)) (*jobs.View, error) {
 	announced, unregister := c.hub.register(id)
 	defer unregister()
 	c.hub.waitReady(time.Second)
@@ -478,12 +480,12 @@ func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, pr
 
 // settle re-reads an announced job until it leaves the active state, for
 // at most a few hundred milliseconds.
-func (c *Client) settle(ctx context.Context, owner, id string) (*View, error) {
+func (c *Client) settle(ctx context.Context, owner, id string) (*jobs.View, error) {
 	delay := time.Millisecond
 	deadline := time.Now().Add(500 * time.Millisecond)
 	for {
 		v, err := c.Get(ctx, owner, id)
-		if err != nil || v.State != StateActive || time.Now().After(deadline) {
+		if err != nil || v.State != jobs.StateActive || time.Now().After(deadline) {
 			return v, err
 		}
 		select {
@@ -497,8 +499,18 @@ func (c *Client) settle(ctx context.Context, owner, id string) (*View, error) {
 
 // isBatchJob reports whether a job ID names a batch job.
 func isBatchJob(id string) bool {
-	spec, _ := specForID(id)
-	return spec.Type == TypeBatchSubmit
+	spec, _ := jobs.SpecForID(id)
+	return spec.Type == jobs.TypeBatchSubmit
 }
 
 var _ io.Closer = (*Client)(nil)
+
+// What the MCP task layer (package mcp) needs of the store beyond the
+// tools: the Redis connection where it keeps its task records and the
+// retention that bounds a task's TTL.
+
+// Redis returns the client's Redis connection.
+func (c *Client) Redis() redis.UniversalClient { return c.rdb }
+
+// Retention is how long a job that ended stays readable (Options.Retention).
+func (c *Client) Retention() time.Duration { return c.opts.Retention }

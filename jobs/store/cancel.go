@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
 )
 
 func cancelKey(jobID string) string { return "mcpjobs:cancelled:" + jobID }
@@ -30,7 +32,7 @@ func (c *Client) isCancelled(ctx context.Context, jobID string) (bool, error) {
 // archived as cancelled; an active one is stopped. A batch job records the
 // intent, which the worker carries out in whatever state the job is (see
 // cancelBatchJob). A job that has ended is answered as it is.
-func (c *Client) Cancel(ctx context.Context, owner, id string) (*View, error) {
+func (c *Client) Cancel(ctx context.Context, owner, id string) (*jobs.View, error) {
 	v, err := c.Get(ctx, owner, id)
 	if err != nil {
 		return nil, err
@@ -38,12 +40,12 @@ func (c *Client) Cancel(ctx context.Context, owner, id string) (*View, error) {
 	if v.State.Final() {
 		return v, nil
 	}
-	if v.Type == TypeBatchSubmit {
+	if v.Type == jobs.TypeBatchSubmit {
 		return c.cancelBatchJob(ctx, owner, v)
 	}
-	spec, _ := specForID(id)
+	spec, _ := jobs.SpecForID(id)
 	if err := c.rdb.Set(ctx, cancelKey(id), owner, c.opts.Retention+spec.Timeout).Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 	}
 	if err := c.stop(ctx, spec.Queue, id, v.State); err != nil {
 		return nil, err
@@ -60,9 +62,9 @@ const cancelWait = 3 * time.Second
 // submit whose reply was lost (same Idempotency-Key) to learn the task ID,
 // or at the next check of a followed task, which runs now. cancel_job then
 // waits a little for the job to end.
-func (c *Client) cancelBatchJob(ctx context.Context, owner string, v *View) (*View, error) {
+func (c *Client) cancelBatchJob(ctx context.Context, owner string, v *jobs.View) (*jobs.View, error) {
 	id := v.JobID
-	failure, _ := json.Marshal(Failure{Class: "cancelled", Message: "cancelled by its owner before its submit started"})
+	failure, _ := json.Marshal(jobs.Failure{Class: "cancelled", Message: "cancelled by its owner before its submit started"})
 	created := time.Now()
 	if v.CreatedAt != nil {
 		created = *v.CreatedAt
@@ -70,7 +72,7 @@ func (c *Client) cancelBatchJob(ctx context.Context, owner string, v *View) (*Vi
 	res, err := cancelScript.Run(ctx, c.rdb, []string{batchJobKey(id), credentialKey(id)},
 		owner, formatTime(created), formatTime(time.Now()), failure, c.opts.Retention.Milliseconds()).Result()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 	}
 	rec, err := parseBatchJob(id, res)
 	if err != nil {
@@ -78,12 +80,12 @@ func (c *Client) cancelBatchJob(ctx context.Context, owner string, v *View) (*Vi
 	}
 	// Best effort: the worker would get there anyway, later.
 	switch {
-	case rec.State == StateCancelled && rec.TaskID == "":
-		_ = c.inspector.DeleteTask(QueueBatch, id)
-	case rec.State == StateActive && rec.TaskID == "":
-		_ = c.inspector.RunTask(QueueBatch, id) // a submit waiting to retry
-	case rec.State == StateActive:
-		_ = c.inspector.RunTask(QueuePoll, PollTaskID(id, rec.Round))
+	case rec.State == jobs.StateCancelled && rec.TaskID == "":
+		_ = c.inspector.DeleteTask(jobs.QueueBatch, id)
+	case rec.State == jobs.StateActive && rec.TaskID == "":
+		_ = c.inspector.RunTask(jobs.QueueBatch, id) // a submit waiting to retry
+	case rec.State == jobs.StateActive:
+		_ = c.inspector.RunTask(jobs.QueuePoll, jobs.PollTaskID(id, rec.Round))
 	}
 	c.opts.Logger.InfoContext(ctx, "batch job cancel requested", slog.String("job_id", id), slog.String("state", string(rec.State)))
 	return c.Wait(ctx, owner, id, cancelWait, nil)
@@ -91,9 +93,9 @@ func (c *Client) cancelBatchJob(ctx context.Context, owner string, v *View) (*Vi
 
 // stop archives a waiting job, whose caller token it deletes, or cancels
 // a running one (whose worker deletes it).
-func (c *Client) stop(ctx context.Context, queue, id string, state State) error {
+func (c *Client) stop(ctx context.Context, queue, id string, state jobs.State) error {
 	var err error
-	if state == StateActive {
+	if state == jobs.StateActive {
 		if err = c.inspector.CancelProcessing(id); err == nil {
 			c.archiveAfterCancel(queue, id)
 		}
@@ -101,7 +103,7 @@ func (c *Client) stop(ctx context.Context, queue, id string, state State) error 
 		err = c.inspector.ArchiveTask(queue, id)
 		if err == nil {
 			if derr := DropCredential(ctx, c.rdb, id); derr != nil {
-				return fmt.Errorf("%w: %v", ErrUnavailable, derr)
+				return fmt.Errorf("%w: %v", jobs.ErrUnavailable, derr)
 			}
 		}
 		if errors.Is(err, asynq.ErrTaskNotFound) {
@@ -113,7 +115,7 @@ func (c *Client) stop(ctx context.Context, queue, id string, state State) error 
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
 )
 
 // list_jobs reads a page of jobs in one pipelined round trip, instead of
@@ -22,7 +24,7 @@ import (
 
 // taskReads are the pipelined reads of one job.
 type taskReads struct {
-	spec      Spec
+	spec      jobs.Spec
 	task      *redis.SliceCmd // HMGET msg state result
 	retry     *redis.FloatCmd
 	scheduled *redis.FloatCmd
@@ -32,11 +34,11 @@ type taskReads struct {
 
 // views reads owner's views of jobs ids in one round trip. It answers the
 // views found, in the order of ids, and the IDs that are gone.
-func (c *Client) views(ctx context.Context, owner string, ids []string) ([]*View, []string, error) {
+func (c *Client) views(ctx context.Context, owner string, ids []string) ([]*jobs.View, []string, error) {
 	reads := make([]*taskReads, len(ids))
 	pipe := c.rdb.Pipeline()
 	for i, id := range ids {
-		spec, ok := specForID(id)
+		spec, ok := jobs.SpecForID(id)
 		if !ok {
 			continue
 		}
@@ -44,7 +46,7 @@ func (c *Client) views(ctx context.Context, owner string, ids []string) ([]*View
 		r.task = pipe.HMGet(ctx, taskKey(spec.Queue, id), "msg", "state", "result")
 		r.retry = pipe.ZScore(ctx, "asynq:{"+spec.Queue+"}:retry", id)
 		r.scheduled = pipe.ZScore(ctx, "asynq:{"+spec.Queue+"}:scheduled", id)
-		if spec.Type == TypeBatchSubmit {
+		if spec.Type == jobs.TypeBatchSubmit {
 			r.record = pipe.HGetAll(ctx, batchJobKey(id))
 		} else {
 			r.cancelled = pipe.Exists(ctx, cancelKey(id))
@@ -53,14 +55,14 @@ func (c *Client) views(ctx context.Context, owner string, ids []string) ([]*View
 	}
 	cmds, err := pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 	}
 	for _, cmd := range cmds {
 		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, nil, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 		}
 	}
-	var out []*View
+	var out []*jobs.View
 	var gone []string
 	for i, id := range ids {
 		r := reads[i]
@@ -80,7 +82,7 @@ func (c *Client) views(ctx context.Context, owner string, ids []string) ([]*View
 		}
 		cancelled := r.cancelled != nil && r.cancelled.Val() == 1
 		v, err := assemble(owner, r.spec, rec, info, cancelled)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, jobs.ErrNotFound) {
 			gone = append(gone, id)
 			continue
 		}

@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
 )
 
 // A caller's own platform token is kept apart from the task payload, under
@@ -20,7 +22,7 @@ func credentialKey(jobID string) string { return "mcpjobs:credential:" + jobID }
 // stored it.
 func saveCredential(ctx context.Context, rdb redis.UniversalClient, jobID, token string, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
-		ttl = InteractiveDeadline
+		ttl = jobs.InteractiveDeadline
 	}
 	return rdb.SetNX(ctx, credentialKey(jobID), token, ttl).Result()
 }

@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/jobs"
 )
 
 // A batch job has one life, its batch's, kept in one Redis hash per job:
@@ -44,7 +46,7 @@ const (
 
 // batchTTL is how long an active batch job's record is kept: past its
 // deadline, so a batch followed for its whole life stays readable.
-const batchTTL = BatchDeadline + 24*time.Hour
+const batchTTL = jobs.BatchDeadline + 24*time.Hour
 
 func batchJobKey(jobID string) string { return "mcpjobs:batchjob:" + jobID }
 
@@ -54,7 +56,7 @@ func taskJobKey(taskID string) string { return "mcpjobs:task:" + taskID }
 // BatchJob is the record of a batch job.
 type BatchJob struct {
 	JobID     string
-	State     State
+	State     jobs.State
 	Owner     string
 	CreatedAt time.Time
 	// Deadline is when following the batch stops.
@@ -73,7 +75,7 @@ type BatchJob struct {
 	Progress      int
 	ObservedAt    time.Time
 	// Error says why the job failed or was cancelled.
-	Error   *Failure
+	Error   *jobs.Failure
 	EndedAt time.Time
 }
 
@@ -98,7 +100,7 @@ func batchJobOf(jobID string, m map[string]string) (*BatchJob, error) {
 	}
 	r := &BatchJob{
 		JobID:           jobID,
-		State:           State(m[fState]),
+		State:           jobs.State(m[fState]),
 		Owner:           m[fOwner],
 		Credential:      m[fCredential] == "1",
 		TaskID:          m[fTaskID],
@@ -106,7 +108,7 @@ func batchJobOf(jobID string, m map[string]string) (*BatchJob, error) {
 		PlatformState:   m[fPState],
 	}
 	if r.State == "" {
-		r.State = StatePending
+		r.State = jobs.StatePending
 	}
 	r.CreatedAt, _ = time.Parse(time.RFC3339Nano, m[fCreatedAt])
 	r.Deadline, _ = time.Parse(time.RFC3339Nano, m[fDeadline])
@@ -118,7 +120,7 @@ func batchJobOf(jobID string, m map[string]string) (*BatchJob, error) {
 		r.Status = json.RawMessage(s)
 	}
 	if e := m[fError]; e != "" {
-		var f Failure
+		var f jobs.Failure
 		if err := json.Unmarshal([]byte(e), &f); err != nil {
 			return nil, fmt.Errorf("jobs: batch record of %s: error field: %w", jobID, err)
 		}
@@ -225,9 +227,9 @@ type Observation struct {
 	// nothing new of the task (a failure before the submit).
 	Status json.RawMessage
 	// End is the job's final state when it ends now, else "".
-	End State
+	End jobs.State
 	// Error says why it failed or was cancelled.
-	Error *Failure
+	Error *jobs.Failure
 }
 
 // PlatformStatus is the part of the platform's status object the job
@@ -317,18 +319,18 @@ func (c *Client) jobOfTask(ctx context.Context, taskID string) (string, error) {
 // EndOf maps a final platform state to the job's final state and failure:
 // SUCCEEDED completes, FAILED fails with the platform's error, CANCELLED
 // cancels. It answers "" for a state that is not final.
-func EndOf(ps PlatformStatus) (State, *Failure) {
+func EndOf(ps PlatformStatus) (jobs.State, *jobs.Failure) {
 	switch ps.State {
 	case "SUCCEEDED":
-		return StateCompleted, nil
+		return jobs.StateCompleted, nil
 	case "FAILED":
 		msg := ps.Message
 		if ps.Error != nil && *ps.Error != "" {
 			msg = *ps.Error
 		}
-		return StateFailed, &Failure{Class: "batch_failed", Message: "the batch task failed: " + msg}
+		return jobs.StateFailed, &jobs.Failure{Class: "batch_failed", Message: "the batch task failed: " + msg}
 	case "CANCELLED":
-		return StateCancelled, &Failure{Class: "cancelled", Message: "the batch task was cancelled"}
+		return jobs.StateCancelled, &jobs.Failure{Class: "cancelled", Message: "the batch task was cancelled"}
 	}
 	return "", nil
 }

@@ -29,26 +29,26 @@ func (s State) Final() bool {
 
 // View is a job as the MCP tools answer it.
 type View struct {
-	JobID string `json:"job_id"`
+	JobID string `json:"job_id" jsonschema:"The job's ID; pass it to get_job or cancel_job."`
 	// Type is the asynq task type, e.g. "intranet:aspect".
-	Type  string `json:"type"`
-	State State  `json:"state"`
+	Type  string `json:"type" jsonschema:"The job's task type, e.g. intranet:aspect."`
+	State State  `json:"state" jsonschema:"The job's state."`
 	// Result is set when the job completed: the platform's data, the
 	// execution time and the attempts.
-	Result *Result `json:"result,omitempty"`
+	Result *Result `json:"result,omitempty" jsonschema:"Set when the job completed."`
 	// Error is set when the job failed, and while it waits to retry.
-	Error    *Failure `json:"error,omitempty"`
-	Attempts int      `json:"attempts"`
+	Error    *Failure `json:"error,omitempty" jsonschema:"Why the job failed, or why its last attempt failed while it waits to retry."`
+	Attempts int      `json:"attempts" jsonschema:"Attempts made so far, the running one included."`
 	// NextAttemptAt is when a scheduled or retrying job runs next.
-	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
-	CreatedAt     *time.Time `json:"created_at,omitempty"`
-	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty" jsonschema:"When a scheduled or retrying job runs next."`
+	CreatedAt     *time.Time `json:"created_at,omitempty" jsonschema:"When the job was enqueued."`
+	CompletedAt   *time.Time `json:"completed_at,omitempty" jsonschema:"When the job ended."`
 	// Batch is, for a batch job whose submit the platform answered, its
 	// platform task: task_id, the platform's state and progress.
-	Batch *BatchStatus `json:"batch,omitempty"`
+	Batch *BatchStatus `json:"batch,omitempty" jsonschema:"Batch jobs: the latest known status of the platform task."`
 	// CancelRequested is true while the worker carries out a cancel_job
 	// of a batch job that has not ended yet.
-	CancelRequested bool `json:"cancel_requested,omitempty"`
+	CancelRequested bool `json:"cancel_requested,omitempty" jsonschema:"True while the worker carries out a cancel_job of a batch job that has not ended yet."`
 	// Owner is the identity that created the job; never shown.
 	Owner string `json:"-"`
 }
@@ -119,13 +119,13 @@ func IsNotFound(err error) bool {
 
 // BatchStatus is a batch job's platform task as the job view shows it.
 type BatchStatus struct {
-	TaskID string `json:"task_id"`
+	TaskID string `json:"task_id" jsonschema:"The platform's batch task ID."`
 	// State is the platform's state: QUEUED, RUNNING, SUCCEEDED, FAILED
 	// or CANCELLED; empty until the first check.
-	State    string `json:"state,omitempty"`
-	Progress int    `json:"progress"`
+	State    string `json:"state,omitempty" jsonschema:"The platform's state: QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED; empty until the first check."`
+	Progress int    `json:"progress" jsonschema:"The platform's progress, as it reported it."`
 	// Status is the platform's latest status object, as it answered it.
-	Status json.RawMessage `json:"status,omitempty"`
+	Status json.RawMessage `json:"status,omitempty" jsonschema:"The platform's latest status object, as it answered it."`
 	// ObservedAt is when a worker read it.
-	ObservedAt *time.Time `json:"observed_at,omitempty"`
+	ObservedAt *time.Time `json:"observed_at,omitempty" jsonschema:"When a worker read the status."`
 }

@@ -14,11 +14,6 @@ var viewSchema = mustSchema[jobs.View](func(props map[string]*jsonschema.Schema)
 		states[i] = string(st)
 	}
 	enumOf(props["state"], states...)
-	props["job_id"].Description = "The job's ID; pass it to get_job or cancel_job."
-	props["type"].Description = "The job's task type."
-	props["result"].Description = "Set when the job completed."
-	props["error"].Description = "Why the job failed, or why its last attempt failed while it waits to retry."
-	props["batch"].Description = "Batch jobs: the latest known status of the platform task."
 	for _, name := range []string{"next_attempt_at", "created_at", "completed_at"} {
 		props[name].Format = "date-time"
 	}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -74,6 +76,12 @@ type Client struct {
 	enqueuer  *asynq.Client
 	inspector *asynq.Inspector
 	hub       *hub
+
+	// indexed counts enqueues, so that only one in trimEvery trims the
+	// owner's index; asserted holds, per queue, when this client last
+	// re-added it to asynq's queue set (unix nanoseconds).
+	indexed  atomic.Uint64
+	asserted sync.Map
 }
 
 // NewClient returns a Client on a Redis connection, which it does not close.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,22 +17,47 @@ const listScan = 1000
 
 func ownerKey(owner string) string { return "mcpjobs:owner:" + owner + ":jobs" }
 
+// trimEvery: one enqueue in trimEvery drops the old entries of its owner's
+// index (an index holds at most a few stale entries more; List skips
+// entries whose job is gone). reassertEvery: how often a client re-adds a
+// queue to asynq's queue set while it enqueues into it.
+const (
+	trimEvery     = 16
+	reassertEvery = time.Second
+)
+
 // index records a job in its owner's list (keeping the first time it was
-// recorded, for repeats of one idempotency key), and drops entries older
-// than the retention of any job.
+// recorded, for repeats of one idempotency key), now and then drops entries
+// older than the retention of any job, and re-asserts the job's queue in
+// asynq's queue set, which asynq writes only once per process (see
+// registerQueues): after Redis lost its data, within reassertEvery of the
+// next enqueue. Both are paced so that an enqueue usually costs one
+// command here, not three.
 func (c *Client) index(ctx context.Context, owner, id string, at time.Time) error {
 	key := ownerKey(owner)
 	pipe := c.rdb.Pipeline()
 	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(at.UnixMilli()), Member: id})
-	// Re-assert the job's queue in asynq's queue set on every enqueue:
-	// asynq writes it only once per process (see registerQueues).
-	if spec, ok := jobs.SpecForID(id); ok {
+	if spec, ok := jobs.SpecForID(id); ok && c.reassertDue(spec.Queue, at) {
 		pipe.SAdd(ctx, asynqQueuesKey, spec.Queue)
 	}
-	horizon := at.Add(-c.opts.Retention - batchTTL).UnixMilli()
-	pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(horizon, 10))
+	if c.indexed.Add(1)%trimEvery == 1 {
+		horizon := at.Add(-c.opts.Retention - batchTTL).UnixMilli()
+		pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(horizon, 10))
+	}
 	_, err := pipe.Exec(ctx)
 	return err
+}
+
+// reassertDue reports whether queue q is due to be re-added to asynq's
+// queue set, and if so notes that it is being done at now.
+func (c *Client) reassertDue(q string, now time.Time) bool {
+	v, _ := c.asserted.LoadOrStore(q, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	prev := last.Load()
+	if prev != 0 && now.UnixNano()-prev < int64(reassertEvery) {
+		return false
+	}
+	return last.CompareAndSwap(prev, now.UnixNano())
 }
 
 // List returns owner's jobs, newest first, optionally only those in state,

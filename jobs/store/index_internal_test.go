@@ -1,0 +1,57 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/jobs"
+)
+
+// TestIndexPaced: an owner's index drops entries older than any retention
+// within trimEvery enqueues, and a queue missing from asynq's queue set (Redis
+// lost its data) is back within reassertEvery, while most enqueues cost one
+// command in the index's pipeline, not three.
+func TestIndexPaced(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	c := NewClient(rdb, Options{})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	key := ownerKey("alice")
+	if err := rdb.ZAdd(ctx, key, redisZ(time.Now().Add(-30*24*time.Hour), "aspect-ancient")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range trimEvery {
+		if _, err := c.Enqueue(ctx, "alice", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{116.0, 39.8, 116.1, 39.9}}); err != nil {
+			t.Fatalf("enqueue %d: %v", i, err)
+		}
+	}
+	if n, err := rdb.ZScore(ctx, key, "aspect-ancient").Result(); err == nil {
+		t.Errorf("an entry older than any retention is still indexed (score %v) after %d enqueues", n, trimEvery)
+	}
+	if n := rdb.ZCard(ctx, key).Val(); n != trimEvery {
+		t.Errorf("index holds %d entries, want %d", n, trimEvery)
+	}
+
+	// Redis lost its data: the queue set is back at the first enqueue
+	// after reassertEvery.
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(reassertEvery + 10*time.Second)
+	for !rdb.SIsMember(ctx, asynqQueuesKey, jobs.QueueInteractive).Val() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the interactive queue is not back in asynq's queue set after %v of enqueues", reassertEvery+10*time.Second)
+		}
+		if _, err := c.Enqueue(ctx, "alice", jobs.AspectPayload{CoverageID: "dem_30m", BBox: []float64{116.0, 39.8, 116.1, 39.9}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func redisZ(at time.Time, member string) redis.Z {
+	return redis.Z{Score: float64(at.UnixMilli()), Member: member}
+}

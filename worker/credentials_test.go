@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
 // fleet is several worker replicas, each with its own Redis connection and

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
 // TestRetriesEndAtTheDeadline: errors that use up no retries (the auth

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 )
 
 var devEnv = append([]string{"WEB_USERNAME", "WEB_PASSWORD", "REDIS_URL", "REDIS_CA_FILE", "REDIS_WAIT_REPLICAS", "INTRANET_BASE_URL", "INTRANET_AUTH_URL", "INTRANET_USERNAME", "INTRANET_PASSWORD", "INTRANET_TOKEN_PREFIX", "INTRANET_COVERAGES", "MCP_AUTH_TOKENS", "LOG_LEVEL", "LOG_FORMAT"}, oauthEnv...)

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
 	"github.com/mcpjobs/mcpjobs/worker/token"
 )
 

@@ -17,9 +17,9 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
 // replica starts a second MCP server on the stack's Redis, with its own job

@@ -18,9 +18,9 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
 )
 
 // The job every scenario but memory runs: a short code-to-DAG compilation,

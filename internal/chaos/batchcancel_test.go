@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 )
 
 // TestChaosBatchCancels submits 100 batch jobs through MCP while 10% of

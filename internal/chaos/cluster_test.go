@@ -25,7 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 )
 
 // The identity the workload runs as over MCP.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
 	"github.com/mcpjobs/mcpjobs/worker/token"
 )
 

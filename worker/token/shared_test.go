@@ -16,8 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
 	"github.com/mcpjobs/mcpjobs/worker/token"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 )
 
 // statusBody is a valid status request; an unknown task answers 40004, which

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpjobs/mcpjobs/worker/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/simulator"
 )
 
 func submitBody(name string) map[string]any {

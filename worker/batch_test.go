@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,74 +12,24 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
-	"github.com/mcpjobs/mcpjobs/worker/intranet"
 )
 
 // batchStack is a worker with fast batch checks (50–200 ms) against the
 // simulator on a real Redis.
 func batchStack(t *testing.T, simCfg simulator.Config) *stack {
 	t.Helper()
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	sim, err := simulator.New(simCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(sim)
-	t.Cleanup(hs.Close)
-	logs := &lockedWriter{b: &strings.Builder{}}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	client, err := intranet.New(intranet.Config{
-		BaseURL: hs.URL, Username: simulator.DefaultUsername, Password: simulator.DefaultPassword, Logger: logger,
-		Timeout: 5 * time.Second,
+	return setupTuned(t, simCfg, func(c *stackConfig) {
+		c.Intranet.Timeout = 5 * time.Second
+		c.Worker.BatchPolling = worker.BatchPolling{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}
+		c.Store.RecheckInterval = 100 * time.Millisecond
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := worker.New(rdb, worker.Config{
-		Client:               client,
-		Concurrency:          8,
-		Retry:                worker.RetryPolicy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, AuthWait: 100 * time.Millisecond},
-		QueueCheckInterval:   20 * time.Millisecond,
-		DelayedCheckInterval: 50 * time.Millisecond,
-		BatchPolling:         worker.BatchPolling{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
-		ShutdownTimeout:      2 * time.Second,
-		Logger:               logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	jc := store.NewClient(rdb, store.Options{RecheckInterval: 100 * time.Millisecond})
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = jc.Close()
-	})
-	return &stack{redis: srv, rdb: rdb, jobs: jc, sim: sim, simURL: hs.URL, logs: logs}
 }
 
 var batchPayload = jobs.BatchSubmitPayload{Name: "aspect", Code: "run()", Output: jobs.BatchOutput{Format: "GeoTIFF", Path: "/out/a.tif"}}
-
-// until polls cond every 10 ms for at most d; it fails the test with what
-// when cond never holds.
-func until(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // get reads alice's job, failing the test on an error.
 func (s *stack) get(t *testing.T, id string) *jobs.View {
@@ -125,7 +73,7 @@ func TestBatchJobFollowsItsBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			sawRunning := false
-			until(t, 10*time.Second, "the job ends", func() bool {
+			waitFor(t, 10*time.Second, "the job ends", func() bool {
 				got := s.get(t, v.JobID)
 				if got.State == jobs.StateActive && got.Batch != nil && got.Batch.State == "RUNNING" {
 					sawRunning = true
@@ -177,12 +125,12 @@ func TestPollingSurvivesFaultsAndRedisRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	until(t, 10*time.Second, "the job has its task", func() bool { return s.get(t, v.JobID).Batch != nil })
+	waitFor(t, 10*time.Second, "the job has its task", func() bool { return s.get(t, v.JobID).Batch != nil })
 	if err := s.sim.SetFaults(simulator.Faults{HTTP5xx: 1}); err != nil {
 		t.Fatal(err)
 	}
 	statusCalls := s.sim.Stats().Calls["batch_status"]
-	until(t, 10*time.Second, "two checks meet a gateway error", func() bool {
+	waitFor(t, 10*time.Second, "two checks meet a gateway error", func() bool {
 		return s.sim.Stats().Calls["batch_status"] >= statusCalls+2
 	})
 	if got := s.get(t, v.JobID); got.State != jobs.StateActive || retrying(t, s) != 0 {
@@ -194,7 +142,7 @@ func TestPollingSurvivesFaultsAndRedisRestart(t *testing.T) {
 	s.redis.Stop(t)
 	s.redis.Restart(t)
 	var got *jobs.View
-	until(t, 30*time.Second, "the job ends after the restart", func() bool {
+	waitFor(t, 30*time.Second, "the job ends after the restart", func() bool {
 		got, err = s.jobs.Get(t.Context(), "alice", v.JobID)
 		return err == nil && got.State.Final()
 	})
@@ -238,7 +186,7 @@ func TestCancelBatchJobInEachState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		until(t, 10*time.Second, "the submit is sent", func() bool { return s.sim.Stats().Calls["batch_submit"] == 1 })
+		waitFor(t, 10*time.Second, "the submit is sent", func() bool { return s.sim.Stats().Calls["batch_submit"] == 1 })
 		if _, err := s.jobs.Cancel(t.Context(), "alice", v.JobID); err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +201,7 @@ func TestCancelBatchJobInEachState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		until(t, 10*time.Second, "the platform takes the submit", func() bool { return s.sim.Stats().BatchSubmissions == 1 })
+		waitFor(t, 10*time.Second, "the platform takes the submit", func() bool { return s.sim.Stats().BatchSubmissions == 1 })
 		if err := s.sim.SetFaults(simulator.Faults{}); err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +219,7 @@ func TestCancelBatchJobInEachState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		until(t, 10*time.Second, "the batch runs", func() bool {
+		waitFor(t, 10*time.Second, "the batch runs", func() bool {
 			b := s.get(t, v.JobID).Batch
 			return b != nil && b.State == "RUNNING"
 		})

@@ -54,7 +54,7 @@ func TestListReadsAPageAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	until(t, 10*time.Second, "both batches run", func() bool {
+	waitFor(t, 10*time.Second, "both batches run", func() bool {
 		return s.get(t, running).Batch != nil && s.get(t, stopped).Batch != nil
 	})
 	if _, err := s.jobs.Cancel(ctx, "alice", stopped); err != nil {
@@ -64,7 +64,7 @@ func TestListReadsAPageAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	retrying := enqueue(beijing)
-	until(t, 10*time.Second, "a job retries", func() bool { return s.get(t, retrying).State == jobs.StateRetry })
+	waitFor(t, 10*time.Second, "a job retries", func() bool { return s.get(t, retrying).State == jobs.StateRetry })
 	if err := insp.PauseQueue(jobs.QueueInteractive); err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,20 @@ func setup(t *testing.T) *stack { t.Helper(); return setupWith(t, simulator.Conf
 
 func setupWith(t *testing.T, simCfg simulator.Config) *stack {
 	t.Helper()
+	return setupTuned(t, simCfg, nil)
+}
+
+// stackConfig is what setupTuned builds a stack from; tune may change it.
+type stackConfig struct {
+	Intranet intranet.Config
+	Worker   worker.Config
+	Store    store.Options
+}
+
+// setupTuned is setupWith whose platform client, worker and job store
+// settings tune may change (nil: the defaults of these tests).
+func setupTuned(t *testing.T, simCfg simulator.Config, tune func(*stackConfig)) *stack {
+	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	sim, err := simulator.New(simCfg)
@@ -45,28 +59,34 @@ func setupWith(t *testing.T, simCfg simulator.Config) *stack {
 	t.Cleanup(hs.Close)
 	logs := &lockedWriter{b: &strings.Builder{}}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	client, err := intranet.New(intranet.Config{
-		BaseURL: hs.URL, Username: simulator.DefaultUsername, Password: simulator.DefaultPassword, Logger: logger,
-	})
+	cfg := stackConfig{
+		Intranet: intranet.Config{BaseURL: hs.URL, Username: simulator.DefaultUsername, Password: simulator.DefaultPassword, Logger: logger},
+		Worker: worker.Config{
+			Concurrency:          8,
+			Retry:                worker.RetryPolicy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, AuthWait: 100 * time.Millisecond},
+			QueueCheckInterval:   20 * time.Millisecond,
+			DelayedCheckInterval: 50 * time.Millisecond,
+			ShutdownTimeout:      2 * time.Second,
+			Logger:               logger,
+		},
+		Store: store.Options{RecheckInterval: 200 * time.Millisecond},
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	client, err := intranet.New(cfg.Intranet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(rdb, worker.Config{
-		Client:               client,
-		Concurrency:          8,
-		Retry:                worker.RetryPolicy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, AuthWait: 100 * time.Millisecond},
-		QueueCheckInterval:   20 * time.Millisecond,
-		DelayedCheckInterval: 50 * time.Millisecond,
-		ShutdownTimeout:      2 * time.Second,
-		Logger:               logger,
-	})
+	cfg.Worker.Client = client
+	w, err := worker.New(rdb, cfg.Worker)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
-	jc := store.NewClient(rdb, store.Options{RecheckInterval: 200 * time.Millisecond})
+	jc := store.NewClient(rdb, cfg.Store)
 	t.Cleanup(func() {
 		cancel()
 		<-done

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -51,14 +52,23 @@ func get(t *testing.T, url string) (int, string) {
 // waitStatus polls url until it answers code.
 func waitStatus(t *testing.T, url string, code int, limit time.Duration) string {
 	t.Helper()
+	var body string
+	eventually(t, limit, fmt.Sprintf("%s to answer %d", url, code), func() bool {
+		var got int
+		got, body = get(t, url)
+		return got == code
+	})
+	return body
+}
+
+// eventually polls cond every 20 ms until it holds, failing the test with
+// what after limit (a generous bound, hit only when cond never comes).
+func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(limit)
-	for {
-		got, body := get(t, url)
-		if got == code {
-			return body
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s answered %d after %v, want %d: %s", url, got, limit, code, body)
+			t.Fatalf("still waiting after %v for %s", limit, what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -137,13 +147,9 @@ func TestMetricsTellOutcomes(t *testing.T) {
 		t.Fatalf("bad query: state %s, want failed", v.State)
 	}
 	slow := callTool("run_big_query", map[string]any{"sql": "SELECT region FROM landcover LIMIT 1", "wait_seconds": 0})
-	deadline := time.Now().Add(10 * time.Second)
-	for callTool("get_job", map[string]any{"job_id": slow.JobID}).State != "active" {
-		if time.Now().After(deadline) {
-			t.Fatal("the slow job never became active")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "the slow job to become active", func() bool {
+		return callTool("get_job", map[string]any{"job_id": slow.JobID}).State == "active"
+	})
 	if v := callTool("cancel_job", map[string]any{"job_id": slow.JobID}); v.State != "cancelled" {
 		t.Fatalf("cancel: state %s", v.State)
 	}
@@ -152,17 +158,10 @@ func TestMetricsTellOutcomes(t *testing.T) {
 		t.Errorf("MCP metrics do not count the failed job:\n%s", grepLines(m, "mcpjobs_tool_calls_total"))
 	}
 	want := `mcpjobs_platform_call_duration_seconds_count{operation="bigquery",outcome="cancelled"} 1`
-	waitFor := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, "the worker metrics to show "+want, func() bool {
 		_, m = get(t, "http://"+workerMetrics+"/metrics")
-		if strings.Contains(m, want) {
-			break
-		}
-		if time.Now().After(waitFor) {
-			t.Fatalf("worker metrics lack %s:\n%s", want, grepLines(m, "mcpjobs_platform_call_duration_seconds_count"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(m, want)
+	})
 	if strings.Contains(m, `outcome="transient"`) {
 		t.Errorf("a cancelled call counted as a platform error:\n%s", grepLines(m, "mcpjobs_platform_call_duration_seconds_count"))
 	}

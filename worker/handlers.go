@@ -78,7 +78,7 @@ func (w *Worker) succeed(ctx context.Context, t *asynq.Task, data json.RawMessag
 	id := t.ResultWriter().TaskID()
 	retried, _ := asynq.GetRetryCount(ctx)
 	res := jobs.Result{Data: data, ExecutionTimeMS: took.Milliseconds(), Attempts: retried + 1}
-	if _, err := t.ResultWriter().Write(jobs.EncodeResult(res)); err != nil {
+	if err := w.recordEnd(ctx, t, jobs.EncodeResult(res)); err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}
 	w.ended(ctx, t, id)
@@ -120,10 +120,24 @@ func (w *Worker) final(ctx context.Context, err error, deadline time.Time) bool 
 func (w *Worker) recordFailure(ctx context.Context, t *asynq.Task, f jobs.Failure, start time.Time) {
 	id := t.ResultWriter().TaskID()
 	retried, _ := asynq.GetRetryCount(ctx)
-	if _, err := t.ResultWriter().Write(jobs.EncodeFailure(f, retried+1, time.Since(start).Milliseconds())); err != nil {
+	if err := w.recordEnd(ctx, t, jobs.EncodeFailure(f, retried+1, time.Since(start).Milliseconds())); err != nil {
 		w.log.WarnContext(ctx, "record failure", slog.String("job_id", id), slog.Any("error", err))
 	}
 	w.ended(ctx, t, id)
+}
+
+// recordEnd writes a job's result or final failure and announces its end
+// in one round trip (store.RecordEnd), so that the announce middleware has
+// nothing left to send.
+func (w *Worker) recordEnd(ctx context.Context, t *asynq.Task, result []byte) error {
+	queue, _ := asynq.GetQueueName(ctx)
+	if err := store.RecordEnd(ctx, w.rdb, queue, t.ResultWriter().TaskID(), result); err != nil {
+		return err
+	}
+	if announced, ok := ctx.Value(announcedKey{}).(*bool); ok {
+		*announced = true
+	}
+	return nil
 }
 
 // ended cleans up after a job that will not run again: it deletes the

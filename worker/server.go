@@ -203,16 +203,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// cancellation fails a job that its owner cancelled as "cancelled": when it
-// starts (the owner cancelled it while it waited to retry), and when its run
-// is cancelled (asynq would retry it otherwise).
+// cancellation fails a job whose run its owner cancelled as "cancelled"
+// (asynq would retry it otherwise). A job that has not started needs no
+// check here: cancel_job archives a waiting job atomically, and re-sends
+// the cancellation of a running one until its run ends (store.Client.Cancel),
+// so one that starts just as it is cancelled is stopped too, at no cost to
+// every other job.
 func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		start := time.Now()
-		if cancelled, err := store.IsCancelled(ctx, w.rdb, t.ResultWriter().TaskID()); err == nil && cancelled {
-			w.recordFailure(ctx, t, jobs.Failure{Class: "cancelled", Message: "cancelled by its owner"}, start)
-			return fmt.Errorf("%w: %w", errCancelled, asynq.SkipRetry)
-		}
 		err := next.ProcessTask(ctx, t)
 		if err == nil || ctx.Err() == nil {
 			return err
@@ -230,13 +229,22 @@ func (w *Worker) cancellation(next asynq.Handler) asynq.Handler {
 	})
 }
 
-// announce tells waiting callers that an attempt ended.
+// announcedKey marks, in a run's context, a flag that recordEnd sets once
+// it has announced the run's end.
+type announcedKey struct{}
+
+// announce tells waiting callers that an attempt ended, unless the handler
+// did as it recorded the result.
 func (w *Worker) announce(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		err := next.ProcessTask(ctx, t)
+		announced := false
+		err := next.ProcessTask(context.WithValue(ctx, announcedKey{}, &announced), t)
 		retried, _ := asynq.GetRetryCount(ctx)
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
 		w.metrics.observeEnd(t.Type(), err, retried, maxRetry)
+		if announced {
+			return err
+		}
 		id := t.ResultWriter().TaskID()
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()

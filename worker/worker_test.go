@@ -333,3 +333,45 @@ func TestAuthOutageUsesNoRetries(t *testing.T) {
 		t.Errorf("auth_calls = %d during a %v outage, want at most %d; the cooldown should limit them", n, down, most)
 	}
 }
+
+// A cancellation that misses the run it is for (asynq's is a pub/sub
+// message: lost while the worker's subscription reconnects, or when it
+// comes before the worker has registered a run it just took) is sent again
+// until the run ends, so cancel_job stops the job all the same.
+func TestCancelReachesARunWhoseFirstCancellationIsLost(t *testing.T) {
+	s := setup(t)
+	s.sim.SetLatency(30*time.Second, 0)
+	ctx := t.Context()
+	v, err := s.jobs.Enqueue(ctx, "alice", beijing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the job runs", func() bool {
+		got, err := s.jobs.Get(ctx, "alice", v.JobID)
+		return err == nil && got.State == jobs.StateActive
+	})
+	// Drop every pub/sub connection for a while: the first cancellation
+	// reaches no worker.
+	killing := make(chan struct{})
+	go func() {
+		defer close(killing)
+		for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			_ = s.rdb.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err()
+		}
+	}()
+	start := time.Now()
+	if _, err := s.jobs.Cancel(ctx, "alice", v.JobID); err != nil {
+		t.Fatal(err)
+	}
+	<-killing
+	got, err := s.jobs.Wait(ctx, "alice", v.JobID, 10*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != jobs.StateCancelled {
+		t.Fatalf("job %s is %s %v after cancel_job; want cancelled", v.JobID, got.State, got.Error)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the cancellation took %v to stop the run", took)
+	}
+}

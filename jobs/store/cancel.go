@@ -18,7 +18,7 @@ func cancelKey(jobID string) string { return "mcpjobs:cancelled:" + jobID }
 
 // IsCancelled reports whether a job's owner cancelled it. A worker whose
 // job context ends checks it, so that a cancelled job is failed as
-// cancelled instead of retried.
+// cancelled instead of retried (a shutdown ends the context too).
 func IsCancelled(ctx context.Context, rdb redis.UniversalClient, jobID string) (bool, error) {
 	n, err := rdb.Exists(ctx, cancelKey(jobID)).Result()
 	return n == 1, err
@@ -94,38 +94,43 @@ func (c *Client) cancelBatchJob(ctx context.Context, owner string, v *jobs.View)
 // stop archives a waiting job, whose caller token it deletes, or cancels
 // a running one (whose worker deletes it).
 func (c *Client) stop(ctx context.Context, queue, id string, state jobs.State) error {
-	var err error
-	if state == jobs.StateActive {
-		if err = c.inspector.CancelProcessing(id); err == nil {
-			c.archiveAfterCancel(queue, id)
-		}
-	} else {
-		err = c.inspector.ArchiveTask(queue, id)
-		if err == nil {
+	if state != jobs.StateActive {
+		err := c.inspector.ArchiveTask(queue, id)
+		switch {
+		case err == nil:
 			if derr := DropCredential(ctx, c.rdb, id); derr != nil {
 				return fmt.Errorf("%w: %v", jobs.ErrUnavailable, derr)
 			}
-		}
-		if errors.Is(err, asynq.ErrTaskNotFound) {
 			return nil
+		case errors.Is(err, asynq.ErrTaskNotFound):
+			return nil
+		case errors.Is(err, asynq.ErrQueueNotFound):
+			return fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 		}
 		// It may have started meanwhile: stop it where it runs.
-		if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-			err = c.inspector.CancelProcessing(id)
-		}
 	}
-	if err != nil {
+	if err := c.inspector.CancelProcessing(id); err != nil {
 		return fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 	}
+	c.archiveAfterCancel(queue, id)
 	return nil
 }
 
-// archiveAfterCancel archives a job whose run was just cancelled: asynq
-// ends a cancelled run as a failure to retry, without waiting for the
-// handler. Should this miss (the worker is slow to notice), the worker
-// fails the job as cancelled when it next starts.
+// cancelResend is how often archiveAfterCancel sends a cancellation again
+// while the run goes on.
+const cancelResend = 50 * time.Millisecond
+
+// archiveAfterCancel follows a job whose run was just cancelled, for a few
+// seconds. While it still runs, the cancellation is sent again: asynq's is
+// a pub/sub message, lost when it reaches the worker before the worker has
+// registered the run it just took (or while the worker reconnects), and
+// workers do not check for cancellations when a job starts. When the run
+// has ended as a failure to retry (asynq ends a cancelled run so, without
+// waiting for the handler), the job is archived. Should the run outlast
+// this, the worker fails it as cancelled when its context ends.
 func (c *Client) archiveAfterCancel(queue, id string) {
 	deadline := time.Now().Add(3 * time.Second)
+	resend := time.Now().Add(cancelResend)
 	for time.Now().Before(deadline) {
 		info, err := c.inspector.GetTaskInfo(queue, id)
 		if err != nil {
@@ -133,6 +138,10 @@ func (c *Client) archiveAfterCancel(queue, id string) {
 		}
 		switch info.State {
 		case asynq.TaskStateActive:
+			if time.Now().After(resend) {
+				_ = c.inspector.CancelProcessing(id)
+				resend = time.Now().Add(cancelResend)
+			}
 			time.Sleep(10 * time.Millisecond)
 			continue
 		case asynq.TaskStateRetry, asynq.TaskStatePending, asynq.TaskStateScheduled:

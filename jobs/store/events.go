@@ -20,6 +20,18 @@ func Announce(ctx context.Context, rdb redis.UniversalClient, id string) error {
 	return rdb.Publish(ctx, EndedChannel, id).Err()
 }
 
+// RecordEnd writes the result (or final failure) of an attempt that ended
+// into the job's asynq task, where asynq's ResultWriter writes it, and
+// announces the end, in one round trip. Unlike ResultWriter it writes
+// within ctx even after the run's own context ended (a cancelled run).
+func RecordEnd(ctx context.Context, rdb redis.UniversalClient, queue, id string, result []byte) error {
+	pipe := rdb.Pipeline()
+	pipe.HSet(ctx, taskKey(queue, id), "result", result)
+	pipe.Publish(ctx, EndedChannel, id)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
 // hub keeps one subscription to EndedChannel per process and hands each
 // message to the callers waiting for that job.
 type hub struct {

@@ -49,6 +49,18 @@ func setup(t *testing.T, tokens string) *env {
 
 func (e *env) client(t *testing.T, bearer string) *mcpclient.Client {
 	t.Helper()
+	return e.dial(t, bearer, mcpgo.LATEST_PROTOCOL_VERSION)
+}
+
+// clientAt is a client without a bearer token that asks for protocol
+// version at initialize.
+func (e *env) clientAt(t *testing.T, version string) *mcpclient.Client {
+	t.Helper()
+	return e.dial(t, "", version)
+}
+
+func (e *env) dial(t *testing.T, bearer, version string) *mcpclient.Client {
+	t.Helper()
 	var opts []transport.StreamableHTTPCOption
 	if bearer != "" {
 		opts = append(opts, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bearer}))
@@ -63,7 +75,7 @@ func (e *env) client(t *testing.T, bearer string) *mcpclient.Client {
 		t.Fatal(err)
 	}
 	if _, err := c.Initialize(ctx, mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{
-		ProtocolVersion: mcpgo.LATEST_PROTOCOL_VERSION,
+		ProtocolVersion: version,
 		ClientInfo:      mcpgo.Implementation{Name: "mcp_test", Version: "1"},
 	}}); err != nil {
 		t.Fatal(err)
@@ -319,5 +331,35 @@ func TestHTTPBodyCap(t *testing.T) {
 	}
 	if n := queued(t, e.rdb); n != 0 {
 		t.Errorf("%d tasks enqueued", n)
+	}
+}
+
+// TestToolCallRoundTrips: a tool call that only enqueues costs one round
+// trip to Redis (the enqueue with the owner's index), plus, on a protocol
+// version with sessions, one read of the session, shared by the task layer
+// and mcp-go's validation.
+func TestToolCallRoundTrips(t *testing.T) {
+	e := setup(t, "")
+	hook := &redistest.RoundTrips{}
+	e.rdb.AddHook(hook)
+	for _, tc := range []struct {
+		version string
+		perCall int64
+	}{{mcpgo.LATEST_PROTOCOL_VERSION, 1}, {mcpgo.LATEST_LEGACY_PROTOCOL_VERSION, 2}} {
+		c := e.clientAt(t, tc.version)
+		args := map[string]any{"code": "var a = 1", "language": "javascript", "wait_seconds": 0}
+		if res := call(t, c, "execute_code_to_dag", args); res.IsError { // asynq's first enqueue adds its queue
+			t.Fatal(text(res))
+		}
+		hook.Reset()
+		const n = 5
+		for range n {
+			if res := call(t, c, "execute_code_to_dag", args); res.IsError {
+				t.Fatal(text(res))
+			}
+		}
+		if got := hook.Count(); got != tc.perCall*n {
+			t.Errorf("protocol %s: %d tool calls took %d round trips to Redis; want %d", tc.version, n, got, tc.perCall*n)
+		}
 	}
 }

@@ -173,9 +173,10 @@ func NewTaskHandler(srv *mcpserver.MCPServer, cfg TaskConfig, opts ...mcpserver.
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &taskLayer{cfg: cfg, rdb: cfg.Jobs.Redis(), log: cfg.Logger}
+	l.sessions = &redisSessions{rdb: l.rdb, ttl: cfg.SessionTTL}
 	base := []mcpserver.StreamableHTTPOption{
 		mcpserver.WithEndpointPath("/mcp"),
-		mcpserver.WithSessionIdManager(&redisSessions{rdb: l.rdb, ttl: cfg.SessionTTL}),
+		mcpserver.WithSessionIdManagerResolver(l.sessions),
 		mcpserver.WithHTTPContextFunc(httpContext),
 	}
 	l.next = mcpserver.NewStreamableHTTPServer(srv, append(base, opts...)...)
@@ -183,10 +184,11 @@ func NewTaskHandler(srv *mcpserver.MCPServer, cfg TaskConfig, opts ...mcpserver.
 }
 
 type taskLayer struct {
-	cfg  TaskConfig
-	rdb  redis.UniversalClient
-	log  *slog.Logger
-	next http.Handler
+	cfg      TaskConfig
+	rdb      redis.UniversalClient
+	sessions *redisSessions
+	log      *slog.Logger
+	next     http.Handler
 }
 
 // rpcRequest is one JSON-RPC request.
@@ -205,6 +207,7 @@ type requestMeta struct {
 }
 
 func (l *taskLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = l.sessions.withRequestSession(r)
 	if r.Method != http.MethodPost {
 		l.next.ServeHTTP(w, r)
 		return
@@ -258,17 +261,17 @@ func (l *taskLayer) negotiated(r *http.Request, params json.RawMessage) (s shape
 	if modern {
 		return shapeNone, true
 	}
-	sid := r.Header.Get(mcpserver.HeaderKeySessionID)
-	if sid == "" {
+	rs := requestSessionOf(r.Context())
+	if rs == nil {
 		return shapeNone, false
 	}
-	v, err := l.rdb.Get(r.Context(), sessionKey(sid)).Result()
-	if err != nil {
+	got := rs.read(r.Context())
+	if got.err != nil {
 		return shapeNone, false
 	}
-	switch shape(v) {
+	switch shape(got.value) {
 	case shapeLegacy, shapeExtension:
-		return shape(v), false
+		return shape(got.value), false
 	}
 	return shapeNone, false
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/jobs"
@@ -150,21 +153,102 @@ func (s *redisSessions) Generate() string {
 
 // Validate implements mcpserver.SessionIdManager.
 func (s *redisSessions) Validate(id string) (bool, error) {
-	if _, err := uuid.Parse(id[min(len(id), len(sessionPrefix)):]); err != nil || len(id) <= len(sessionPrefix) {
-		return false, errUnknownSession
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), sessionTimeout)
 	defer cancel()
+	return s.read(ctx, id).validate()
+}
+
+// sessionRead is one read of a session's record: its value (what it
+// negotiated for tasks, or sessionTerminated) or why there is none.
+type sessionRead struct {
+	value string
+	err   error
+}
+
+// read reads session id's record and renews its TTL.
+func (s *redisSessions) read(ctx context.Context, id string) sessionRead {
+	if _, err := uuid.Parse(id[min(len(id), len(sessionPrefix)):]); err != nil || len(id) <= len(sessionPrefix) {
+		return sessionRead{err: errUnknownSession}
+	}
 	v, err := s.rdb.GetEx(ctx, sessionKey(id), s.ttl).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return false, errUnknownSession
+		return sessionRead{err: errUnknownSession}
 	case err != nil:
-		return false, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
-	case v == sessionTerminated:
-		return true, nil
+		return sessionRead{err: fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)}
 	}
-	return false, nil
+	return sessionRead{value: v}
+}
+
+func (r sessionRead) validate() (bool, error) {
+	if r.err != nil {
+		return false, r.err
+	}
+	return r.value == sessionTerminated, nil
+}
+
+// requestSession is the session a request names, read at most once
+// whoever asks first: the task layer (what the session negotiated) or
+// mcp-go (whether it is valid). One round trip to Redis per request, not
+// two.
+type requestSession struct {
+	sessions *redisSessions
+	id       string
+	once     sync.Once
+	got      sessionRead
+}
+
+type requestSessionKey struct{}
+
+// withRequestSession returns r with a requestSession for the session
+// it names, when it names one.
+func (s *redisSessions) withRequestSession(r *http.Request) *http.Request {
+	id := r.Header.Get(mcpserver.HeaderKeySessionID)
+	if id == "" {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), requestSessionKey{}, &requestSession{sessions: s, id: id}))
+}
+
+// requestSessionOf returns the request's session, nil when it names none.
+func requestSessionOf(ctx context.Context) *requestSession {
+	rs, _ := ctx.Value(requestSessionKey{}).(*requestSession)
+	return rs
+}
+
+// read reads the session once.
+func (rs *requestSession) read(ctx context.Context) sessionRead {
+	rs.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionTimeout)
+		defer cancel()
+		rs.got = rs.sessions.read(ctx, rs.id)
+	})
+	return rs.got
+}
+
+// ResolveSessionIdManager implements mcpserver.SessionIdManagerResolver:
+// for a request that names a session, a manager whose Validate uses the
+// request's one read.
+func (s *redisSessions) ResolveSessionIdManager(r *http.Request) mcpserver.SessionIdManager {
+	if rs := requestSessionOf(r.Context()); rs != nil {
+		return requestSessions{redisSessions: s, rs: rs, ctx: r.Context()}
+	}
+	return s
+}
+
+// requestSessions is redisSessions for one request.
+type requestSessions struct {
+	*redisSessions
+	rs  *requestSession
+	ctx context.Context
+}
+
+// Validate implements mcpserver.SessionIdManager.
+func (m requestSessions) Validate(id string) (bool, error) {
+	if id == m.rs.id {
+		return m.rs.read(m.ctx).validate()
+	}
+	return m.redisSessions.Validate(id)
 }
 
 // Terminate implements mcpserver.SessionIdManager.

@@ -1,30 +1,17 @@
 package worker_test
 
 import (
-	"context"
 	"reflect"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
-
-// roundTrips counts the commands and pipelines a client sends.
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
 
 // TestListReadsAPageAtOnce: list_jobs answers the same views as get_job,
 // for jobs in every state, in a constant number of round trips per page.
@@ -79,19 +66,19 @@ func TestListReadsAPageAtOnce(t *testing.T) {
 
 	// A client that counts its round trips, on the same Redis.
 	rdb := s.redis.Client(t)
-	hook := &roundTrips{}
+	hook := &redistest.RoundTrips{}
 	rdb.AddHook(hook)
 	jc := store.NewClient(rdb, store.Options{})
 	t.Cleanup(func() { _ = jc.Close() })
 	if _, err := jc.List(ctx, "alice", "", 1); err != nil { // connects
 		t.Fatal(err)
 	}
-	hook.n.Store(0)
+	hook.Reset()
 	list, err := jc.List(ctx, "alice", "", 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := hook.n.Load(); n > 2 {
+	if n := hook.Count(); n > 2 {
 		t.Errorf("a page of %d jobs took %d round trips; want 2", len(list), n)
 	}
 	if len(list) != len(ids) {

@@ -55,9 +55,11 @@ func checkEnqueue(t *testing.T, r *bench.EnqueueReport) {
 		perSecond     float64
 		p50           float64
 	}{
-		"mcp":         {r.MCP.Calls, r.MCP.Errors, r.MCP.PerSecond, r.MCP.Latency.P50},
-		"bare":        {r.Bare.Calls, r.Bare.Errors, r.Bare.PerSecond, r.Bare.Latency.P50},
-		"jobs client": {r.JobsClient.Calls, r.JobsClient.Errors, r.JobsClient.PerSecond, r.JobsClient.Latency.P50},
+		"mcp":           {r.MCP.Calls, r.MCP.Errors, r.MCP.PerSecond, r.MCP.Latency.P50},
+		"bare":          {r.Bare.Calls, r.Bare.Errors, r.Bare.PerSecond, r.Bare.Latency.P50},
+		"jobs client":   {r.JobsClient.Calls, r.JobsClient.Errors, r.JobsClient.PerSecond, r.JobsClient.Latency.P50},
+		"mcp-go client": {r.MCPGoClient.Calls, r.MCPGoClient.Errors, r.MCPGoClient.PerSecond, r.MCPGoClient.Latency.P50},
+		"no-op tool":    {r.NoopTool.Calls, r.NoopTool.Errors, r.NoopTool.PerSecond, r.NoopTool.Latency.P50},
 	} {
 		if side.calls == 0 || side.errors != 0 || side.perSecond <= 0 || side.p50 <= 0 {
 			t.Errorf("enqueue, %s: %+v (first error %q %q)", name, side, r.MCP.FirstError, r.Bare.FirstError)

@@ -72,9 +72,9 @@ type ThroughputReport struct {
 	// Ratio is the worker's jobs/s over the bare server's (target ≥ 0.7).
 	Ratio float64 `json:"ratio_worker_over_bare"`
 	// Worker is worker.Worker against the simulator with no latency: per
-	// job the cancellation check, a platform token (in memory), an HTTP
-	// call, JSON both ways, the result written to Redis and the end
-	// announced.
+	// job a platform token (in memory), an HTTP call, JSON both ways, and
+	// the result written to Redis with the end announced, in one round
+	// trip.
 	Worker ThroughputRun `json:"mcpjobs_worker"`
 	// Bare is asynq.Server with an empty handler.
 	Bare ThroughputRun `json:"bare_asynq"`

@@ -331,3 +331,26 @@ func StartSentinel(t testing.TB, primary *Server, master string) *Sentinel {
 	}
 	return &Sentinel{Addr: addr, Master: master, URL: "redis-sentinel://" + addr + "?master=" + master}
 }
+
+// RoundTrips is a go-redis hook that counts the round trips a client makes:
+// each command sent alone and each pipeline counts one.
+type RoundTrips struct{ n atomic.Int64 }
+
+// Count returns the round trips counted since the last Reset.
+func (h *RoundTrips) Count() int64 { return h.n.Load() }
+
+// Reset starts the count again.
+func (h *RoundTrips) Reset() { h.n.Store(0) }
+
+// DialHook implements redis.Hook.
+func (h *RoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook implements redis.Hook.
+func (h *RoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (h *RoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}

@@ -55,3 +55,50 @@ func TestIndexPaced(t *testing.T) {
 func redisZ(at time.Time, member string) redis.Z {
 	return redis.Z{Score: float64(at.UnixMilli()), Member: member}
 }
+
+// TestEnqueueIsOneRoundTrip: the owner's index goes in the same round trip
+// as asynq's enqueue script, before it; an index that cannot be written
+// does not lose the job, which is answered (and only missing from the list).
+func TestEnqueueIsOneRoundTrip(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	hook := &redistest.RoundTrips{}
+	rdb.AddHook(hook)
+	c := NewClient(rdb, Options{})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	p := jobs.DAGPayload{Code: "var a = 1", Language: "javascript"}
+	if _, err := c.Enqueue(ctx, "alice", p); err != nil { // asynq's first enqueue adds its queue
+		t.Fatal(err)
+	}
+	hook.Reset()
+	const n = 20
+	var ids []string
+	for range n {
+		v, err := c.Enqueue(ctx, "alice", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, v.JobID)
+	}
+	if got := hook.Count(); got != n {
+		t.Errorf("%d enqueues took %d round trips; want %d", n, got, n)
+	}
+	for _, id := range ids {
+		if err := rdb.ZScore(ctx, ownerKey("alice"), id).Err(); err != nil {
+			t.Errorf("job %s is not in its owner's index: %v", id, err)
+		}
+	}
+
+	// bob's index is not a sorted set: his job is queued all the same.
+	if err := rdb.Set(ctx, ownerKey("bob"), "not an index", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.Enqueue(ctx, "bob", p)
+	if err != nil {
+		t.Fatalf("enqueue with an index that cannot be written: %v", err)
+	}
+	if got, err := c.Get(ctx, "bob", v.JobID); err != nil || got.State != jobs.StatePending {
+		t.Fatalf("bob's job %s: %+v, %v; want it pending", v.JobID, got, err)
+	}
+}

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpjobs/mcpjobs/internal/invalidation"
 )
 
 // Long polling for asynq.
@@ -48,10 +49,6 @@ import (
 // subscription holds. When it does not (not connected, reconnecting, a
 // Redis without CLIENT TRACKING, a client that is not a *redis.Client),
 // every queue is looked at every QueueCheckInterval, as asynq would.
-
-// invalidationChannel is where Redis sends client-side-caching
-// invalidations to a RESP2 connection that redirects them to itself.
-const invalidationChannel = "__redis__:invalidate"
 
 // queueOf returns the queue of an asynq key "asynq:{<queue>}:<suffix>".
 func queueOf(key, suffix string) (string, bool) {
@@ -115,7 +112,7 @@ type pickup struct {
 	idle      time.Duration // IdleCheckInterval
 	fallback  time.Duration // QueueCheckInterval
 	queues    []string
-	listening atomic.Bool // invalidations flow
+	inv       *invalidation.Listener // nil until start
 
 	mu        sync.Mutex
 	state     map[string]*queueState
@@ -123,10 +120,6 @@ type pickup struct {
 	nextSweep time.Time
 	wake      chan struct{} // one signal: a queue became dirty
 	stop      chan struct{} // closed while the server shuts down
-
-	cancel context.CancelFunc
-	done   chan struct{}
-	ps     atomic.Pointer[redis.PubSub] // closed by close: a read does not end with ctx
 
 	// blocks counts the waits for work, waiting is 1 during one, pauses
 	// the pauses after a failed dequeue (tests).
@@ -145,25 +138,17 @@ func newPickup(rdb redis.UniversalClient, queues []string, idle, fallback time.D
 }
 
 // start subscribes to the invalidations; close stops.
-func (p *pickup) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan struct{})
-	go func() {
-		defer close(p.done)
-		p.listen(ctx)
-	}()
-}
+func (p *pickup) start() { p.inv = p.listen() }
 
 func (p *pickup) close() {
 	p.interrupt()
-	if p.cancel != nil {
-		p.cancel()
-		if ps := p.ps.Load(); ps != nil {
-			_ = ps.Close()
-		}
-		<-p.done
+	if p.inv != nil {
+		p.inv.Close()
 	}
 }
+
+// listening reports whether invalidations flow.
+func (p *pickup) listening() bool { return p.inv != nil && p.inv.Listening() }
 
 // interrupt makes every dequeue answer at once, without waiting: asynq's
 // shutdown waits for the dequeue in progress. resume undoes it.
@@ -227,7 +212,7 @@ func (p *pickup) signal() {
 // sweepEvery is how often every queue is looked at regardless.
 func (p *pickup) sweepEvery() time.Duration {
 	d := p.fallback
-	if p.listening.Load() {
+	if p.listening() {
 		d = p.idle
 	}
 	// ×0.75–1.25, so that replicas do not look in step.
@@ -383,111 +368,38 @@ func (p *pickup) failed(q string, stop chan struct{}) {
 }
 
 // trackingPrefixes are the keys whose changes wake the pickup.
-func (p *pickup) trackingPrefixes() []any {
-	args := []any{"CLIENT", "TRACKING", "ON", "REDIRECT", nil, "BCAST"}
+func (p *pickup) trackingPrefixes() []string {
+	var prefixes []string
 	for _, q := range p.queues {
-		args = append(args, "PREFIX", "asynq:{"+q+"}:pending", "PREFIX", "asynq:{"+q+"}:paused")
+		prefixes = append(prefixes, "asynq:{"+q+"}:pending", "asynq:{"+q+"}:paused")
 	}
-	return args
+	return prefixes
 }
 
-// listen keeps a connection subscribed to the invalidations of the queues'
-// keys until ctx ends. Without one (a client that is not a *redis.Client,
-// a Redis that refuses CLIENT TRACKING), the pickup polls.
-func (p *pickup) listen(ctx context.Context) {
-	base, ok := p.rdb.(*redis.Client)
-	if !ok {
-		p.log.Info("worker: idle workers poll every QueueCheckInterval (Redis invalidations need a single-node or Sentinel Redis)")
-		return
-	}
-	var tracking atomic.Bool // the current connection tracks
-	var refused atomic.Pointer[string]
-	opt := *base.Options()
-	opt.Protocol = 2 // invalidations as pub/sub messages
-	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 0
-	prev := opt.OnConnect
-	opt.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
-		tracking.Store(false)
-		if prev != nil {
-			if err := prev(ctx, cn); err != nil {
-				return err
+// listen listens to the invalidations of the queues' keys until close.
+// Without them (a client that is not a *redis.Client, a Redis that refuses
+// CLIENT TRACKING, a lost connection), the pickup polls.
+func (p *pickup) listen() *invalidation.Listener {
+	return invalidation.Listen(p.rdb, p.trackingPrefixes(), invalidation.Handler{
+		Keys: func(keys []string) {
+			for _, k := range keys {
+				p.mark(k)
 			}
-		}
-		id, err := cn.ClientID(ctx).Result()
-		if err != nil {
-			return err
-		}
-		args := p.trackingPrefixes()
-		args[4] = id
-		if err := cn.Do(ctx, args...).Err(); err != nil {
-			msg := err.Error()
-			refused.Store(&msg)
-			return nil // subscribe anyway; the pickup polls
-		}
-		tracking.Store(true)
-		return nil
-	}
-	sub := redis.NewClient(&opt)
-	defer sub.Close()
-	ps := sub.Subscribe(ctx, invalidationChannel)
-	defer ps.Close()
-	p.ps.Store(ps)
-	if ctx.Err() != nil { // close came before the Store
-		return
-	}
-	backoff := 50 * time.Millisecond
-	warned := false
-	for ctx.Err() == nil {
-		msg, err := ps.ReceiveTimeout(ctx, 15*time.Second)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				if perr := ps.Ping(ctx); perr == nil {
-					continue
-				}
-			}
-			if p.listening.Swap(false) {
-				p.log.Warn("worker: lost Redis's invalidations; idle workers poll until they are back", slog.Any("error", err))
-			}
+		},
+		All: p.markAll,
+		Lost: func(err error) {
+			p.log.Warn("worker: lost Redis's invalidations; idle workers poll until they are back", slog.Any("error", err))
 			p.mu.Lock()
 			p.nextSweep = time.Now() // and every QueueCheckInterval from now on
 			p.mu.Unlock()
 			p.markAll()
-			select {
-			case <-ctx.Done():
+		},
+		Refused: func(err error) {
+			if errors.Is(err, invalidation.ErrUnsupportedClient) {
+				p.log.Info("worker: idle workers poll every QueueCheckInterval (Redis invalidations need a single-node or Sentinel Redis)")
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind != "subscribe" {
-				continue
-			}
-			backoff = 50 * time.Millisecond
-			if !tracking.Load() {
-				if r := refused.Load(); r != nil && !warned {
-					warned = true
-					p.log.Warn("worker: Redis refused CLIENT TRACKING (it needs Redis 6 or later); idle workers poll every QueueCheckInterval", slog.String("error", *r))
-				}
-				continue
-			}
-			p.listening.Store(true)
-			// Whatever changed before the subscription went unheard.
-			p.markAll()
-		case *redis.Message:
-			if m.PayloadSlice == nil {
-				p.markAll() // the whole database: FLUSHDB, FLUSHALL
-				continue
-			}
-			for _, k := range m.PayloadSlice {
-				p.mark(k)
-			}
-		}
-	}
+			p.log.Warn("worker: Redis refused CLIENT TRACKING (it needs Redis 6 or later); idle workers poll every QueueCheckInterval", slog.String("error", err.Error()))
+		},
+	})
 }

@@ -105,7 +105,7 @@ func (s *pickupStack) listening(t *testing.T) {
 	t.Helper()
 	waitForCond(t, 5*time.Second, "the worker to hear Redis's invalidations", func() bool {
 		p := s.w.pickup.Load()
-		return p != nil && p.listening.Load()
+		return p != nil && p.listening()
 	})
 }
 
@@ -263,7 +263,7 @@ func TestPollsWithoutInvalidations(t *testing.T) {
 			t.Fatalf("job: %+v, %v; want completed", v, err)
 		}
 	}
-	if s.w.pickup.Load().listening.Load() {
+	if s.w.pickup.Load().listening() {
 		t.Error("the pickup says it hears invalidations through a client that cannot subscribe to them")
 	}
 }
@@ -277,7 +277,7 @@ func TestInvalidationsComeBack(t *testing.T) {
 	if err := s.rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitForCond(t, 5*time.Second, "the pickup to notice", func() bool { return !s.w.pickup.Load().listening.Load() })
+	waitForCond(t, 5*time.Second, "the pickup to notice", func() bool { return !s.w.pickup.Load().listening() })
 	s.listening(t)
 	blocks := s.idle(t, 0)
 	s.idle(t, blocks)

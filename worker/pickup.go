@@ -107,12 +107,12 @@ type queueState struct {
 // pickup decides when asynq's dequeue script runs (see the comment at the
 // top of this file).
 type pickup struct {
-	rdb       redis.UniversalClient
-	log       *slog.Logger
-	idle      time.Duration // IdleCheckInterval
-	fallback  time.Duration // QueueCheckInterval
-	queues    []string
-	inv       *invalidation.Listener // nil until start
+	rdb      redis.UniversalClient
+	log      *slog.Logger
+	idle     time.Duration // IdleCheckInterval
+	fallback time.Duration // QueueCheckInterval
+	queues   []string
+	inv      *invalidation.Listener // nil until start
 
 	mu        sync.Mutex
 	state     map[string]*queueState

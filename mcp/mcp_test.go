@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	mcpclient "github.com/mark3labs/mcp-go/client"
@@ -42,6 +43,7 @@ func setup(t *testing.T, tokens string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = srv.Close() })
 	hs := httptest.NewServer(srv.HTTPHandler())
 	t.Cleanup(hs.Close)
 	return &env{rdb: rdb, url: hs.URL + "/mcp"}
@@ -335,31 +337,39 @@ func TestHTTPBodyCap(t *testing.T) {
 }
 
 // TestToolCallRoundTrips: a tool call that only enqueues costs one round
-// trip to Redis (the enqueue with the owner's index), plus, on a protocol
-// version with sessions, one read of the session, shared by the task layer
-// and mcp-go's validation.
+// trip to Redis, the enqueue with the owner's index. On a protocol version
+// with sessions the session is read from the replica's cache.
 func TestToolCallRoundTrips(t *testing.T) {
 	e := setup(t, "")
 	hook := &redistest.RoundTrips{}
 	e.rdb.AddHook(hook)
-	for _, tc := range []struct {
-		version string
-		perCall int64
-	}{{mcpgo.LATEST_PROTOCOL_VERSION, 1}, {mcpgo.LATEST_LEGACY_PROTOCOL_VERSION, 2}} {
-		c := e.clientAt(t, tc.version)
+	for _, version := range []string{mcpgo.LATEST_PROTOCOL_VERSION, mcpgo.LATEST_LEGACY_PROTOCOL_VERSION} {
+		c := e.clientAt(t, version)
 		args := map[string]any{"code": "var a = 1", "language": "javascript", "wait_seconds": 0}
-		if res := call(t, c, "execute_code_to_dag", args); res.IsError { // asynq's first enqueue adds its queue
-			t.Fatal(text(res))
+		// Warm up: asynq's first enqueue adds its queue; the session cache
+		// starts listening at its first read.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			hook.Reset()
+			if res := call(t, c, "execute_code_to_dag", args); res.IsError {
+				t.Fatal(text(res))
+			}
+			if hook.Count() == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("protocol %s: a tool call still takes %d round trips after 10 s", version, hook.Count())
+			}
 		}
 		hook.Reset()
-		const n = 5
+		const n = 20
 		for range n {
 			if res := call(t, c, "execute_code_to_dag", args); res.IsError {
 				t.Fatal(text(res))
 			}
 		}
-		if got := hook.Count(); got != tc.perCall*n {
-			t.Errorf("protocol %s: %d tool calls took %d round trips to Redis; want %d", tc.version, n, got, tc.perCall*n)
+		if got := hook.Count(); got < n || got > n+1 {
+			t.Errorf("protocol %s: %d tool calls took %d round trips to Redis; want %d (one more when the cached session turns 10 s old)", version, n, got, n)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"time"
@@ -57,23 +58,40 @@ func (m *toolMetrics) middleware(next mcpserver.ToolHandlerFunc) mcpserver.ToolH
 }
 
 // viewOutcome is the outcome of a call answered with a job view: job_failed
-// or job_cancelled when the job ended so, else ok.
+// or job_cancelled when the job ended so, else ok. It reads the view's
+// top-level fields only up to "state" (the third), not the result.
 func viewOutcome(content any) string {
 	raw, ok := content.(json.RawMessage)
 	if !ok {
 		return "ok"
 	}
-	var v struct {
-		State jobs.State `json:"state"`
-	}
-	if json.Unmarshal(raw, &v) != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return "ok"
 	}
-	switch v.State {
-	case jobs.StateFailed:
-		return "job_failed"
-	case jobs.StateCancelled:
-		return "job_cancelled"
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return "ok"
+		}
+		if key != "state" {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return "ok"
+			}
+			continue
+		}
+		var state jobs.State
+		if dec.Decode(&state) != nil {
+			return "ok"
+		}
+		switch state {
+		case jobs.StateFailed:
+			return "job_failed"
+		case jobs.StateCancelled:
+			return "job_cancelled"
+		}
+		return "ok"
 	}
 	return "ok"
 }

@@ -56,7 +56,7 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	mcp   *mcpserver.MCPServer
-	tasks http.Handler
+	tasks TaskHandler
 	// schemas holds the input schemas that depend on Options, built once
 	// in New.
 	schemas struct{ aspect *argSchema }
@@ -115,6 +115,10 @@ Clients that negotiated MCP tasks get the platform tools' calls as tasks (the ta
 
 // anyCoverage reports whether every well-formed coverage ID is accepted.
 func (s *Server) anyCoverage() bool { return slices.Contains(s.opts.Coverages, "*") }
+
+// Close stops what the HTTP handler keeps running (a Redis subscription
+// that keeps the replica's view of HTTP sessions current).
+func (s *Server) Close() error { return s.tasks.Close() }
 
 // HTTPHandler serves streamable HTTP MCP at /mcp, behind bearer-token
 // authentication when tokens or OAuth are configured, and with OAuth the

@@ -156,7 +156,8 @@ func httpContext(ctx context.Context, r *http.Request) context.Context {
 // sessions in Redis and the task layer in front. The caller's identity must
 // be on the request's context (WithIdentity); tools that create tasks follow
 // AsTask and TaskCreated. opts are passed to mcp-go after the layer's own.
-func NewTaskHandler(srv *mcpserver.MCPServer, cfg TaskConfig, opts ...mcpserver.StreamableHTTPOption) (http.Handler, error) {
+// Close the handler (TaskHandler.Close) to stop its Redis subscription.
+func NewTaskHandler(srv *mcpserver.MCPServer, cfg TaskConfig, opts ...mcpserver.StreamableHTTPOption) (TaskHandler, error) {
 	if cfg.Jobs == nil {
 		return nil, errMissingJobs
 	}
@@ -173,7 +174,7 @@ func NewTaskHandler(srv *mcpserver.MCPServer, cfg TaskConfig, opts ...mcpserver.
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &taskLayer{cfg: cfg, rdb: cfg.Jobs.Redis(), log: cfg.Logger}
-	l.sessions = &redisSessions{rdb: l.rdb, ttl: cfg.SessionTTL}
+	l.sessions = &redisSessions{rdb: l.rdb, ttl: cfg.SessionTTL, cache: newSessionCache(l.rdb)}
 	base := []mcpserver.StreamableHTTPOption{
 		mcpserver.WithEndpointPath("/mcp"),
 		mcpserver.WithSessionIdManagerResolver(l.sessions),
@@ -181,6 +182,19 @@ func NewTaskHandler(srv *mcpserver.MCPServer, cfg TaskConfig, opts ...mcpserver.
 	}
 	l.next = mcpserver.NewStreamableHTTPServer(srv, append(base, opts...)...)
 	return l, nil
+}
+
+// TaskHandler is the HTTP handler of NewTaskHandler.
+type TaskHandler interface {
+	http.Handler
+	io.Closer
+}
+
+// Close stops the subscription to Redis's invalidations of the sessions
+// (see sessionCache).
+func (l *taskLayer) Close() error {
+	l.sessions.cache.close()
+	return nil
 }
 
 type taskLayer struct {
@@ -297,6 +311,7 @@ func (l *taskLayer) initialize(w http.ResponseWriter, r *http.Request, body []by
 	rec := l.capture(r, body)
 	if sid := rec.header.Get(mcpserver.HeaderKeySessionID); sid != "" && rec.status == http.StatusOK {
 		err := l.rdb.SetArgs(r.Context(), sessionKey(sid), string(s), redis.SetArgs{Mode: "XX", TTL: l.cfg.SessionTTL}).Err()
+		l.sessions.forget(sid)
 		if err != nil && !errors.Is(err, redis.Nil) {
 			l.log.WarnContext(r.Context(), "mcp: record session's task negotiation", slog.Any("error", err))
 		}

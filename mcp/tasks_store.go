@@ -128,8 +128,9 @@ func (t *taskRecord) extension(v *jobs.View, outcome func(*jobs.View) TaskOutcom
 // begun on one replica goes on on any other. The value is what the session
 // negotiated for tasks.
 type redisSessions struct {
-	rdb redis.UniversalClient
-	ttl time.Duration
+	rdb   redis.UniversalClient
+	ttl   time.Duration
+	cache *sessionCache // nil: every read goes to Redis
 }
 
 const (
@@ -148,6 +149,7 @@ func (s *redisSessions) Generate() string {
 	// Should this fail, the session's next request finds no session and the
 	// client initializes again.
 	_ = s.rdb.Set(ctx, sessionKey(id), string(shapeNone), s.ttl).Err()
+	s.forget(id)
 	return id
 }
 
@@ -165,19 +167,51 @@ type sessionRead struct {
 	err   error
 }
 
-// read reads session id's record and renews its TTL.
+// read reads session id's record: from the replica's cache when it holds
+// it, else from Redis, renewing its TTL once half of it has passed (a
+// renewal is a write: every replica's cache drops the session, so it is
+// not made at every read).
 func (s *redisSessions) read(ctx context.Context, id string) sessionRead {
 	if _, err := uuid.Parse(id[min(len(id), len(sessionPrefix)):]); err != nil || len(id) <= len(sessionPrefix) {
 		return sessionRead{err: errUnknownSession}
 	}
-	v, err := s.rdb.GetEx(ctx, sessionKey(id), s.ttl).Result()
+	if s.cache != nil {
+		if v, ok := s.cache.get(id); ok {
+			return sessionRead{value: v}
+		}
+	}
+	var epoch uint64
+	if s.cache != nil {
+		epoch = s.cache.begin()
+	}
+	pipe := s.rdb.Pipeline()
+	get := pipe.Get(ctx, sessionKey(id))
+	left := pipe.PTTL(ctx, sessionKey(id))
+	_, _ = pipe.Exec(ctx)
+	v, err := get.Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return sessionRead{err: errUnknownSession}
 	case err != nil:
 		return sessionRead{err: fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)}
 	}
+	if d, err := left.Result(); err == nil && d >= 0 && d < s.ttl/2 {
+		if err := s.rdb.Expire(ctx, sessionKey(id), s.ttl).Err(); err != nil {
+			return sessionRead{err: fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)}
+		}
+		return sessionRead{value: v} // the renewal drops it from the cache
+	}
+	if s.cache != nil {
+		s.cache.put(id, v, epoch, time.Now())
+	}
 	return sessionRead{value: v}
+}
+
+// forget drops a session this replica writes from its cache.
+func (s *redisSessions) forget(id string) {
+	if s.cache != nil {
+		s.cache.forget(id)
+	}
 }
 
 func (r sessionRead) validate() (bool, error) {
@@ -256,6 +290,7 @@ func (s *redisSessions) Terminate(id string) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), sessionTimeout)
 	defer cancel()
 	err := s.rdb.SetArgs(ctx, sessionKey(id), sessionTerminated, redis.SetArgs{Mode: "XX", TTL: s.ttl}).Err()
+	s.forget(id)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 	}

@@ -92,6 +92,7 @@ func runDev(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer jc.Close()
+	defer srv.Close()
 	l, err := listen(*addr, "--addr")
 	if err != nil {
 		return err

@@ -54,6 +54,7 @@ func runMCP(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer jc.Close()
+	defer srv.Close()
 	serve, err := serveMetrics(ctx, a, *metricsAddr, reg, redisReady(rdb))
 	if err != nil {
 		return err

@@ -35,6 +35,7 @@ func (s *stack) replica(t *testing.T) (string, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = m.Close() })
 	hs := httptest.NewServer(m.HTTPHandler())
 	stopped := false
 	stop := func() {
@@ -472,6 +473,7 @@ func TestTasksOverStdio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = m.Close() })
 	clientToServer, serverIn := io.Pipe()
 	serverOut, serverToClient := io.Pipe()
 	done := make(chan error, 1)

@@ -78,6 +78,7 @@ func newStack(t *testing.T, simCfg simulator.Config) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = m.Close() })
 	mcpHTTP := httptest.NewServer(m.HTTPHandler())
 	t.Cleanup(mcpHTTP.Close)
 	return &stack{redis: srv, rdb: rdb, sim: sim, simURL: simHTTP.URL, mcpURL: mcpHTTP.URL + "/mcp"}

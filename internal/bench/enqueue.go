@@ -174,6 +174,7 @@ func enqueueMCP(ctx context.Context, cfg EnqueueConfig) (side mcpSide, closeAll 
 	if err != nil {
 		return side, nil, err
 	}
+	closers = append(closers, func() { _ = srv.Close() })
 	url, stop, err := serve(srv.HTTPHandler())
 	if err != nil {
 		return side, nil, err

@@ -194,6 +194,7 @@ func latencyMCPJobs(ctx context.Context, cfg LatencyConfig) (LatencyMCPJobs, err
 	if err != nil {
 		return out, err
 	}
+	defer srv.Close()
 	url, stop, err := serve(srv.HTTPHandler())
 	if err != nil {
 		return out, err

@@ -124,6 +124,7 @@ func wakeupSide(ctx context.Context, cfg WakeupConfig, side Side) (WakeupRun, er
 	if err != nil {
 		return run, err
 	}
+	defer srv.Close()
 	url, stop, err := serve(srv.HTTPHandler())
 	if err != nil {
 		return run, err

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -137,6 +138,12 @@ func (l *Listener) run(ctx context.Context, rdb redis.UniversalClient, prefixes 
 					continue
 				}
 			}
+			if flushed(err) {
+				if h.All != nil {
+					h.All()
+				}
+				continue
+			}
 			if l.listening.Swap(false) && h.Lost != nil {
 				h.Lost(err)
 			}
@@ -167,15 +174,17 @@ func (l *Listener) run(ctx context.Context, rdb redis.UniversalClient, prefixes 
 				h.All()
 			}
 		case *redis.Message:
-			if m.PayloadSlice == nil {
-				if h.All != nil {
-					h.All() // the whole database: FLUSHDB, FLUSHALL
-				}
-				continue
-			}
-			if h.Keys != nil {
+			if h.Keys != nil && len(m.PayloadSlice) > 0 {
 				h.Keys(m.PayloadSlice)
 			}
 		}
 	}
+}
+
+// flushed reports whether a receive error is go-redis refusing the
+// invalidation of a flush (FLUSHDB, FLUSHALL): Redis sends it with a null
+// payload, which go-redis v9 answers as "unsupported pubsub message
+// payload" without closing the connection.
+func flushed(err error) bool {
+	return strings.Contains(err.Error(), "unsupported pubsub message payload")
 }

@@ -38,7 +38,8 @@ type cachedSession struct {
 const (
 	// maxSessionAge bounds an entry's life.
 	maxSessionAge = 10 * time.Second
-	// maxCachedSessions bounds the cache; a full cache is emptied.
+	// maxCachedSessions bounds the cache: a full cache drops its aged
+	// entries, or all of them.
 	maxCachedSessions = 100_000
 )
 
@@ -103,7 +104,14 @@ func (c *sessionCache) put(id, value string, epoch uint64, at time.Time) {
 		return
 	}
 	if len(c.entries) >= maxCachedSessions {
-		clear(c.entries)
+		for id, e := range c.entries {
+			if at.Sub(e.at) > maxSessionAge {
+				delete(c.entries, id)
+			}
+		}
+		if len(c.entries) >= maxCachedSessions {
+			clear(c.entries)
+		}
 	}
 	c.entries[id] = cachedSession{value: value, at: at}
 }

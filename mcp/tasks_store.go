@@ -196,10 +196,9 @@ func (s *redisSessions) read(ctx context.Context, id string) sessionRead {
 		return sessionRead{err: fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)}
 	}
 	if d, err := left.Result(); err == nil && d >= 0 && d < s.ttl/2 {
-		if err := s.rdb.Expire(ctx, sessionKey(id), s.ttl).Err(); err != nil {
-			return sessionRead{err: fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)}
-		}
-		return sessionRead{value: v} // the renewal drops it from the cache
+		// Should this fail, the next read that misses the cache renews.
+		_ = s.rdb.Expire(ctx, sessionKey(id), s.ttl).Err()
+		return sessionRead{value: v} // the renewal drops it from every cache
 	}
 	if s.cache != nil {
 		s.cache.put(id, v, epoch, time.Now())

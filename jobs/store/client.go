@@ -90,7 +90,7 @@ func NewClient(rdb redis.UniversalClient, opts Options) *Client {
 	return &Client{
 		rdb:       rdb,
 		opts:      opts,
-		enqueuer:  asynq.NewClientFromRedisClient(enqueueClient{rdb}),
+		enqueuer:  asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		hub:       newHub(rdb, opts.Logger),
 	}
@@ -175,10 +175,13 @@ func (c *Client) Enqueue(ctx context.Context, owner string, p jobs.Payload, opts
 // enqueue enqueues p as job id. created is false when a job with that ID
 // already exists; then v is nil.
 //
-// The owner's index is written first, in the same round trip (see
-// enqueueClient), so that a job whose enqueue outcome is unknown (Redis
-// stalled after receiving it) can still be found with list_jobs; index
-// entries of jobs that never came to be are dropped when listed. A caller's token is written with SET NX, so that it never
+// The owner's index is written first, in a round trip of its own, so that
+// a job whose enqueue outcome is unknown (Redis stalled after receiving it)
+// can still be found with list_jobs; index entries of jobs that never came
+// to be are dropped when listed. Its answer is also what makes an outage
+// answer "not queued" rather than "may still run": an enqueue sent in the
+// same round trip as the index (one round trip, not two) would leave every
+// enqueue that meets a Redis that is down or stalled of unknown outcome. A caller's token is written with SET NX, so that it never
 // replaces the token of a job that has this ID already, and deleted when
 // the enqueue is refused, conflicts or its outcome is unknown.
 func (c *Client) enqueue(ctx context.Context, owner string, spec jobs.Spec, id string, p any, eo enqueueOptions) (v *jobs.View, created bool, err error) {
@@ -215,22 +218,14 @@ func (c *Client) enqueue(ctx context.Context, owner string, spec jobs.Spec, id s
 			_ = DropCredential(ctx, c.rdb, id)
 		}
 	}
-	enqueueCtx := ctx
-	var indexCmds []redis.Cmder
 	if spec.Type != jobs.TypeBatchStatus { // status queries are not listed
-		before := c.rdb.Pipeline()
-		c.index(ctx, before, owner, id, now)
-		indexCmds = before.Cmds()
-		enqueueCtx = withBefore(ctx, before)
-	}
-	task := asynq.NewTaskWithHeaders(spec.Type, body, headers)
-	_, err = c.enqueuer.EnqueueContext(enqueueCtx, task, spec.Options(id, c.opts.Retention)...)
-	if err == nil {
-		if ierr := firstError(indexCmds); ierr != nil {
-			// The job is queued: answer it; list_jobs will not show it.
-			c.opts.Logger.WarnContext(ctx, "job queued but not recorded in its owner's list", slog.String("job_id", id), slog.Any("error", ierr))
+		if err := c.index(ctx, owner, id, now); err != nil {
+			dropCredential(context.WithoutCancel(ctx))
+			return nil, false, fmt.Errorf("%w: %v", jobs.ErrUnavailable, err)
 		}
 	}
+	task := asynq.NewTaskWithHeaders(spec.Type, body, headers)
+	_, err = c.enqueuer.EnqueueContext(ctx, task, spec.Options(id, c.opts.Retention)...)
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		dropCredential(ctx)

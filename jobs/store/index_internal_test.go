@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -56,10 +57,10 @@ func redisZ(at time.Time, member string) redis.Z {
 	return redis.Z{Score: float64(at.UnixMilli()), Member: member}
 }
 
-// TestEnqueueIsOneRoundTrip: the owner's index goes in the same round trip
-// as asynq's enqueue script, before it; an index that cannot be written
-// does not lose the job, which is answered (and only missing from the list).
-func TestEnqueueIsOneRoundTrip(t *testing.T) {
+// TestEnqueueRoundTrips: an enqueue is two round trips, the owner's index
+// first; an index that cannot be written refuses the enqueue (nothing is
+// queued, the answer says so), as a Redis that is down does.
+func TestEnqueueRoundTrips(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	hook := &redistest.RoundTrips{}
@@ -81,8 +82,8 @@ func TestEnqueueIsOneRoundTrip(t *testing.T) {
 		}
 		ids = append(ids, v.JobID)
 	}
-	if got := hook.Count(); got != n {
-		t.Errorf("%d enqueues took %d round trips; want %d", n, got, n)
+	if got := hook.Count(); got != 2*n {
+		t.Errorf("%d enqueues took %d round trips; want %d", n, got, 2*n)
 	}
 	for _, id := range ids {
 		if err := rdb.ZScore(ctx, ownerKey("alice"), id).Err(); err != nil {
@@ -90,15 +91,15 @@ func TestEnqueueIsOneRoundTrip(t *testing.T) {
 		}
 	}
 
-	// bob's index is not a sorted set: his job is queued all the same.
+	// bob's index is not a sorted set: nothing is queued, and he is told.
 	if err := rdb.Set(ctx, ownerKey("bob"), "not an index", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	v, err := c.Enqueue(ctx, "bob", p)
-	if err != nil {
-		t.Fatalf("enqueue with an index that cannot be written: %v", err)
+	before := rdb.LLen(ctx, "asynq:{"+jobs.QueueInteractive+"}:pending").Val()
+	if _, err := c.Enqueue(ctx, "bob", p); !errors.Is(err, jobs.ErrUnavailable) {
+		t.Fatalf("enqueue with an index that cannot be written: %v; want ErrUnavailable", err)
 	}
-	if got, err := c.Get(ctx, "bob", v.JobID); err != nil || got.State != jobs.StatePending {
-		t.Fatalf("bob's job %s: %+v, %v; want it pending", v.JobID, got, err)
+	if after := rdb.LLen(ctx, "asynq:{"+jobs.QueueInteractive+"}:pending").Val(); after != before {
+		t.Errorf("%d jobs queued by a refused enqueue", after-before)
 	}
 }

@@ -32,11 +32,10 @@ const (
 // asynq's queue set, which asynq writes only once per process (see
 // registerQueues): after Redis lost its data, within reassertEvery of the
 // next enqueue. Both are paced so that an enqueue usually costs one
-// command here, not three. The commands are queued on pipe: the enqueue
-// sends them in the same round trip as asynq's enqueue script, before it
-// (see enqueueClient).
-func (c *Client) index(ctx context.Context, pipe redis.Pipeliner, owner, id string, at time.Time) {
+// command here, not three.
+func (c *Client) index(ctx context.Context, owner, id string, at time.Time) error {
 	key := ownerKey(owner)
+	pipe := c.rdb.Pipeline()
 	pipe.ZAddNX(ctx, key, redis.Z{Score: float64(at.UnixMilli()), Member: id})
 	if spec, ok := jobs.SpecForID(id); ok && c.reassertDue(spec.Queue, at) {
 		pipe.SAdd(ctx, asynqQueuesKey, spec.Queue)
@@ -45,6 +44,8 @@ func (c *Client) index(ctx context.Context, pipe redis.Pipeliner, owner, id stri
 		horizon := at.Add(-c.opts.Retention - batchTTL).UnixMilli()
 		pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(horizon, 10))
 	}
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // reassertDue reports whether queue q is due to be re-added to asynq's

@@ -13,5 +13,7 @@
 // (BeginBatchJob, SetBatchTask, ObserveBatchJob, AdvanceBatchJob); a
 // cancel only records the owner's intent, except before the submit. The
 // worker also reads and drops credentials (Credential, DropCredential),
-// checks cancellation (IsCancelled) and announces ended jobs (Announce).
+// checks whether a cancelled run was cancelled by its owner (IsCancelled),
+// records a job's result with its end announcement (RecordEnd) and
+// announces other ends (Announce).
 package store

@@ -50,7 +50,7 @@ func (c *Client) Cancel(ctx context.Context, owner, id string) (*jobs.View, erro
 	if err := c.stop(ctx, spec.Queue, id, v.State); err != nil {
 		return nil, err
 	}
-	return c.settle(ctx, owner, id)
+	return c.settle(ctx, owner, id, time.Now().Add(500*time.Millisecond))
 }
 
 // cancelWait is how long cancel_job waits for the worker to end a batch job.

@@ -446,6 +446,7 @@ func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, pr
 	if err != nil || v.State.Final() || d <= 0 {
 		return v, err
 	}
+	until := time.Now().Add(d)
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	recheck := time.NewTicker(c.opts.RecheckInterval)
@@ -459,12 +460,14 @@ func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, pr
 		case <-recheck.C:
 		case <-announced:
 			// The worker announces before asynq records the outcome, so
-			// the state may still read active for a moment; a batch
-			// job's record is written before its announcement.
+			// the state may still read active for a while (on a loaded
+			// machine, longer than a poll interval): re-read until it
+			// does not, for as long as the wait lasts. A batch job's
+			// record is written before its announcement.
 			if isBatchJob(id) {
 				v, err = c.Get(ctx, owner, id)
 			} else {
-				v, err = c.settle(ctx, owner, id)
+				v, err = c.settle(ctx, owner, id, until)
 			}
 			if err != nil {
 				return nil, err
@@ -489,11 +492,10 @@ func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, pr
 	}
 }
 
-// settle re-reads an announced job until it leaves the active state, for
-// at most a few hundred milliseconds.
-func (c *Client) settle(ctx context.Context, owner, id string) (*jobs.View, error) {
+// settle re-reads a job until it leaves the active state, at most until
+// deadline, every 1 ms at first, then less often, up to every 50 ms.
+func (c *Client) settle(ctx context.Context, owner, id string, deadline time.Time) (*jobs.View, error) {
 	delay := time.Millisecond
-	deadline := time.Now().Add(500 * time.Millisecond)
 	for {
 		v, err := c.Get(ctx, owner, id)
 		if err != nil || v.State != jobs.StateActive || time.Now().After(deadline) {

@@ -149,3 +149,38 @@ func TestEnqueueWhenRedisIsDown(t *testing.T) {
 		t.Fatalf("error = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestWaitOutlastsASlowCompletion: a worker announces a job's end before
+// asynq records it; on a loaded machine the gap can outlast any fixed poll.
+// A waiting caller re-reads until the job leaves the active state, for as
+// long as its wait lasts, rather than until its next recheck.
+func TestWaitOutlastsASlowCompletion(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	jc := store.NewClient(rdb, store.Options{RecheckInterval: time.Hour}) // only the announcement wakes
+	t.Cleanup(func() { _ = jc.Close() })
+	ctx := t.Context()
+	const gap = 800 * time.Millisecond
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: jobs.Queues, LogLevel: asynq.FatalLevel})
+	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		if err := store.Announce(ctx, rdb, t.ResultWriter().TaskID()); err != nil {
+			return err
+		}
+		time.Sleep(gap) // asynq records the completion after this
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	v, err := jc.Enqueue(ctx, "alice", aspect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := jc.Wait(ctx, "alice", v.JobID, 20*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != jobs.StateCompleted {
+		t.Fatalf("after waiting %v the job is %s; want completed", time.Since(start).Round(time.Millisecond), got.State)
+	}
+}

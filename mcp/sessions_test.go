@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/mcp"
 )
@@ -55,12 +56,15 @@ func TestSessionEndedOnOneReplicaEndsOnAll(t *testing.T) {
 		t.Fatalf("initialize: %s, session %q", resp.Status, session)
 	}
 	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
-	for range 20 { // b reads the session, then serves it from its cache
+	hook := &redistest.RoundTrips{}
+	rdb.AddHook(hook)
+	testwait.Until(t, 10*time.Second, "the other replica to serve the session from its cache", func() bool {
+		hook.Reset()
 		if resp := post(b, session, list); resp.StatusCode != http.StatusOK {
 			t.Fatalf("tools/list on the other replica: %s", resp.Status)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return hook.Count() == 0
+	})
 
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, a, nil)
 	if err != nil {
@@ -74,15 +78,9 @@ func TestSessionEndedOnOneReplicaEndsOnAll(t *testing.T) {
 	}
 	_ = del.Body.Close()
 	ended := time.Now()
-	for {
-		resp := post(b, session, list)
-		if resp.StatusCode == http.StatusNotFound {
-			break
-		}
-		if time.Since(ended) > 5*time.Second {
-			t.Fatalf("the other replica still answers %s on a session ended %v ago", resp.Status, time.Since(ended))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Well within the 10 s a cache entry lives.
+	testwait.Until(t, 5*time.Second, "the other replica to refuse the ended session", func() bool {
+		return post(b, session, list).StatusCode == http.StatusNotFound
+	})
 	t.Logf("the other replica refused the ended session after %v", time.Since(ended).Round(time.Millisecond))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
@@ -73,7 +74,7 @@ func TestBatchJobFollowsItsBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			sawRunning := false
-			waitFor(t, 10*time.Second, "the job ends", func() bool {
+			testwait.Until(t, 10*time.Second, "the job ends", func() bool {
 				got := s.get(t, v.JobID)
 				if got.State == jobs.StateActive && got.Batch != nil && got.Batch.State == "RUNNING" {
 					sawRunning = true
@@ -125,12 +126,12 @@ func TestPollingSurvivesFaultsAndRedisRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the job has its task", func() bool { return s.get(t, v.JobID).Batch != nil })
+	testwait.Until(t, 10*time.Second, "the job has its task", func() bool { return s.get(t, v.JobID).Batch != nil })
 	if err := s.sim.SetFaults(simulator.Faults{HTTP5xx: 1}); err != nil {
 		t.Fatal(err)
 	}
 	statusCalls := s.sim.Stats().Calls["batch_status"]
-	waitFor(t, 10*time.Second, "two checks meet a gateway error", func() bool {
+	testwait.Until(t, 10*time.Second, "two checks meet a gateway error", func() bool {
 		return s.sim.Stats().Calls["batch_status"] >= statusCalls+2
 	})
 	if got := s.get(t, v.JobID); got.State != jobs.StateActive || retrying(t, s) != 0 {
@@ -142,7 +143,7 @@ func TestPollingSurvivesFaultsAndRedisRestart(t *testing.T) {
 	s.redis.Stop(t)
 	s.redis.Restart(t)
 	var got *jobs.View
-	waitFor(t, 30*time.Second, "the job ends after the restart", func() bool {
+	testwait.Until(t, 30*time.Second, "the job ends after the restart", func() bool {
 		got, err = s.jobs.Get(t.Context(), "alice", v.JobID)
 		return err == nil && got.State.Final()
 	})
@@ -186,7 +187,7 @@ func TestCancelBatchJobInEachState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the submit is sent", func() bool { return s.sim.Stats().Calls["batch_submit"] == 1 })
+		testwait.Until(t, 10*time.Second, "the submit is sent", func() bool { return s.sim.Stats().Calls["batch_submit"] == 1 })
 		if _, err := s.jobs.Cancel(t.Context(), "alice", v.JobID); err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +202,7 @@ func TestCancelBatchJobInEachState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the platform takes the submit", func() bool { return s.sim.Stats().BatchSubmissions == 1 })
+		testwait.Until(t, 10*time.Second, "the platform takes the submit", func() bool { return s.sim.Stats().BatchSubmissions == 1 })
 		if err := s.sim.SetFaults(simulator.Faults{}); err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +220,7 @@ func TestCancelBatchJobInEachState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the batch runs", func() bool {
+		testwait.Until(t, 10*time.Second, "the batch runs", func() bool {
 			b := s.get(t, v.JobID).Batch
 			return b != nil && b.State == "RUNNING"
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
@@ -99,7 +100,7 @@ func TestBadCredentialsReplicaDelaysNoJob(t *testing.T) {
 		}
 		ids[i] = v.JobID
 	}
-	waitFor(t, 10*time.Second, "the bad replica to park", func() bool { return errors.Is(bad.Ready(), worker.ErrCredentialsRefused) })
+	testwait.Until(t, 10*time.Second, "the bad replica to park", func() bool { return errors.Is(bad.Ready(), worker.ErrCredentialsRefused) })
 	authBefore := f.sim.Stats().AuthFailures
 
 	// Two good replicas join: every job completes within a few seconds,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
@@ -41,7 +42,7 @@ func TestListReadsAPageAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "both batches run", func() bool {
+	testwait.Until(t, 10*time.Second, "both batches run", func() bool {
 		return s.get(t, running).Batch != nil && s.get(t, stopped).Batch != nil
 	})
 	if _, err := s.jobs.Cancel(ctx, "alice", stopped); err != nil {
@@ -51,7 +52,7 @@ func TestListReadsAPageAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	retrying := enqueue(beijing)
-	waitFor(t, 10*time.Second, "a job retries", func() bool { return s.get(t, retrying).State == jobs.StateRetry })
+	testwait.Until(t, 10*time.Second, "a job retries", func() bool { return s.get(t, retrying).State == jobs.StateRetry })
 	if err := insp.PauseQueue(jobs.QueueInteractive); err != nil {
 		t.Fatal(err)
 	}

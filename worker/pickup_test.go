@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
@@ -79,7 +80,7 @@ func startPickup(t *testing.T, wrap func(*redis.Client) redis.UniversalClient) *
 func (s *pickupStack) idle(t *testing.T, n int64) int64 {
 	t.Helper()
 	var p *pickup
-	waitForCond(t, 5*time.Second, "the worker to wait for work", func() bool {
+	testwait.Until(t, 5*time.Second, "the worker to wait for work", func() bool {
 		p = s.w.pickup.Load()
 		return p != nil && p.blocks.Load() > n
 	})
@@ -90,7 +91,7 @@ func (s *pickupStack) idle(t *testing.T, n int64) int64 {
 // but its look at every queue, a minute away.
 func (s *pickupStack) quiet(t *testing.T) {
 	t.Helper()
-	waitForCond(t, 5*time.Second, "the worker to wait for work, with nothing to wake it", func() bool {
+	testwait.Until(t, 5*time.Second, "the worker to wait for work, with nothing to wake it", func() bool {
 		p := s.w.pickup.Load()
 		if p == nil || p.waiting.Load() != 1 || len(p.wake) > 0 {
 			return false
@@ -103,23 +104,10 @@ func (s *pickupStack) quiet(t *testing.T) {
 
 func (s *pickupStack) listening(t *testing.T) {
 	t.Helper()
-	waitForCond(t, 5*time.Second, "the worker to hear Redis's invalidations", func() bool {
+	testwait.Until(t, 5*time.Second, "the worker to hear Redis's invalidations", func() bool {
 		p := s.w.pickup.Load()
 		return p != nil && p.listening()
 	})
-}
-
-// waitForCond polls cond until it holds, failing after limit (a generous
-// bound, hit only when the condition never comes).
-func waitForCond(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting after %v for %s", limit, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 var dag = jobs.DAGPayload{Code: "var dem = Image('dem_30m'); Export(dem.aspect(), 'out')", Language: "javascript"}
@@ -175,7 +163,7 @@ func TestDueScheduledJobIsTaken(t *testing.T) {
 	}
 	insp := asynq.NewInspectorFromRedisClient(s.rdb)
 	start := time.Now()
-	waitForCond(t, 5*time.Second, "the scheduled job to complete", func() bool {
+	testwait.Until(t, 5*time.Second, "the scheduled job to complete", func() bool {
 		ti, err := insp.GetTaskInfo(info.Queue, info.ID)
 		return err == nil && ti.State == asynq.TaskStateCompleted
 	})
@@ -277,7 +265,7 @@ func TestInvalidationsComeBack(t *testing.T) {
 	if err := s.rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitForCond(t, 5*time.Second, "the pickup to notice", func() bool { return !s.w.pickup.Load().listening() })
+	testwait.Until(t, 5*time.Second, "the pickup to notice", func() bool { return !s.w.pickup.Load().listening() })
 	s.listening(t)
 	blocks := s.idle(t, 0)
 	s.idle(t, blocks)

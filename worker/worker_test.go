@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker"
@@ -180,7 +182,7 @@ func TestTransientFaultsAreRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "a second attempt", func() bool {
+	testwait.Until(t, 30*time.Second, "a second attempt", func() bool {
 		got, err := s.jobs.Get(t.Context(), "alice", v.JobID)
 		if err != nil {
 			t.Fatal(err)
@@ -293,7 +295,7 @@ func TestAuthOutageUsesNoRetries(t *testing.T) {
 	// Several attempts fail for want of a token (the test's AuthWait is
 	// 100ms); each is logged as its job's first attempt.
 	const failedAttempts = 4
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d failed attempts during the auth outage", failedAttempts), func() bool {
+	testwait.Until(t, 30*time.Second, fmt.Sprintf("%d failed attempts during the auth outage", failedAttempts), func() bool {
 		return strings.Count(s.logs.String(), "job attempt failed") >= failedAttempts
 	})
 	for line := range strings.Lines(s.logs.String()) {
@@ -304,7 +306,7 @@ func TestAuthOutageUsesNoRetries(t *testing.T) {
 	// An active job counts the attempt it is in; between attempts the
 	// count is that of the attempts used up, which must still be 0.
 	var got *jobs.View
-	waitFor(t, 30*time.Second, "the job to be between attempts", func() bool {
+	testwait.Until(t, 30*time.Second, "the job to be between attempts", func() bool {
 		got, err = s.jobs.Get(t.Context(), "alice", v.JobID)
 		if err != nil {
 			t.Fatal(err)
@@ -346,19 +348,35 @@ func TestCancelReachesARunWhoseFirstCancellationIsLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the job runs", func() bool {
+	testwait.Until(t, 10*time.Second, "the job runs", func() bool {
 		got, err := s.jobs.Get(ctx, "alice", v.JobID)
 		return err == nil && got.State == jobs.StateActive
 	})
-	// Drop every pub/sub connection for a while: the first cancellation
+	// Drop every pub/sub connection, back to back, from before the cancel
+	// until a little after its first cancellation was published: that one
 	// reaches no worker.
+	published := publishes(t, s.rdb)
 	killing := make(chan struct{})
+	killed := make(chan struct{})
 	go func() {
 		defer close(killing)
-		for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		var stop time.Time
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 			_ = s.rdb.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err()
+			select {
+			case <-killed:
+			default:
+				close(killed)
+			}
+			if stop.IsZero() && publishes(t, s.rdb) > published {
+				stop = time.Now().Add(50 * time.Millisecond)
+			}
+			if !stop.IsZero() && time.Now().After(stop) {
+				return
+			}
 		}
 	}()
+	<-killed
 	start := time.Now()
 	if _, err := s.jobs.Cancel(ctx, "alice", v.JobID); err != nil {
 		t.Fatal(err)
@@ -374,4 +392,19 @@ func TestCancelReachesARunWhoseFirstCancellationIsLost(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("the cancellation took %v to stop the run", took)
 	}
+}
+
+// publishes is how many PUBLISH commands Redis has run.
+func publishes(t *testing.T, rdb *redis.Client) int64 {
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	_, rest, ok := strings.Cut(info, "cmdstat_publish:calls=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+	return n
 }

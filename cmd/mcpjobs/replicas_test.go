@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 	"github.com/mcpjobs/mcpjobs/worker/token"
@@ -172,15 +173,10 @@ func TestThreeWorkerProcessesShareOneToken(t *testing.T) {
 	}
 }
 
+// waitUntil waits for cond, at most d.
 func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, d, "the condition", cond)
 }
 
 // lastLines returns the last n lines of s.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/config"
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 )
 
 // TestWorkerWithoutCredentialsRefusesToStart: a worker without a service
@@ -53,25 +54,12 @@ func get(t *testing.T, url string) (int, string) {
 func waitStatus(t *testing.T, url string, code int, limit time.Duration) string {
 	t.Helper()
 	var body string
-	eventually(t, limit, fmt.Sprintf("%s to answer %d", url, code), func() bool {
+	testwait.Until(t, limit, fmt.Sprintf("%s to answer %d", url, code), func() bool {
 		var got int
 		got, body = get(t, url)
 		return got == code
 	})
 	return body
-}
-
-// eventually polls cond every 20 ms until it holds, failing the test with
-// what after limit (a generous bound, hit only when cond never comes).
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting after %v for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestWorkerParksAndHeals: a worker whose password file is wrong parks on
@@ -147,7 +135,7 @@ func TestMetricsTellOutcomes(t *testing.T) {
 		t.Fatalf("bad query: state %s, want failed", v.State)
 	}
 	slow := callTool("run_big_query", map[string]any{"sql": "SELECT region FROM landcover LIMIT 1", "wait_seconds": 0})
-	eventually(t, 10*time.Second, "the slow job to become active", func() bool {
+	testwait.Until(t, 10*time.Second, "the slow job to become active", func() bool {
 		return callTool("get_job", map[string]any{"job_id": slow.JobID}).State == "active"
 	})
 	if v := callTool("cancel_job", map[string]any{"job_id": slow.JobID}); v.State != "cancelled" {
@@ -158,7 +146,7 @@ func TestMetricsTellOutcomes(t *testing.T) {
 		t.Errorf("MCP metrics do not count the failed job:\n%s", grepLines(m, "mcpjobs_tool_calls_total"))
 	}
 	want := `mcpjobs_platform_call_duration_seconds_count{operation="bigquery",outcome="cancelled"} 1`
-	eventually(t, 10*time.Second, "the worker metrics to show "+want, func() bool {
+	testwait.Until(t, 10*time.Second, "the worker metrics to show "+want, func() bool {
 		_, m = get(t, "http://"+workerMetrics+"/metrics")
 		return strings.Contains(m, want)
 	})

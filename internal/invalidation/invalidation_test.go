@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/invalidation"
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 )
 
 // heard records what a listener told.
@@ -36,13 +37,7 @@ func (h *heard) state() (keys []string, all, lost int) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting after 10s for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 10*time.Second, what, cond)
 }
 
 // TestListen: writes under a prefix are heard by key, others not; a flush

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
 	"github.com/mcpjobs/mcpjobs/internal/simulator"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/worker/intranet"
 	"github.com/mcpjobs/mcpjobs/worker/token"
 )
@@ -412,15 +413,10 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// waitFor waits for cond, at most 20 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 20*time.Second, "the condition", cond)
 }
 
 // TestRefusedTokenIsNotHandedOutDuringOutage: once the platform refused a

@@ -440,7 +440,10 @@ func assemble(owner string, spec jobs.Spec, rec *BatchJob, info *asynq.TaskInfo,
 func (c *Client) Wait(ctx context.Context, owner, id string, d time.Duration, progress func(*jobs.View)) (*jobs.View, error) {
 	announced, unregister := c.hub.register(id)
 	defer unregister()
-	c.hub.waitReady(time.Second)
+	// An announcement made before the subscription is confirmed is lost:
+	// wait for it (the first wait of a process, or after a reconnect), for
+	// as long as the caller waits, at most 5 s.
+	c.hub.waitReady(min(d, 5*time.Second))
 
 	v, err := c.Get(ctx, owner, id)
 	if err != nil || v.State.Final() || d <= 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpjobs/mcpjobs/internal/redistest"
+	"github.com/mcpjobs/mcpjobs/internal/testwait"
 	"github.com/mcpjobs/mcpjobs/jobs"
 	"github.com/mcpjobs/mcpjobs/jobs/store"
 )
@@ -160,23 +161,37 @@ func TestWaitOutlastsASlowCompletion(t *testing.T) {
 	t.Cleanup(func() { _ = jc.Close() })
 	ctx := t.Context()
 	const gap = 800 * time.Millisecond
+	v, err := jc.Enqueue(ctx, "alice", aspect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type waited struct {
+		v   *jobs.View
+		err error
+	}
+	done := make(chan waited, 1)
+	start := time.Now()
+	go func() {
+		v, err := jc.Wait(ctx, "alice", v.JobID, 20*time.Second, nil)
+		done <- waited{v, err}
+	}()
+	// The job runs once the waiter hears announcements.
+	testwait.Until(t, 10*time.Second, "the waiter to subscribe", func() bool {
+		return rdb.PubSubNumSub(ctx, store.EndedChannel).Val()[store.EndedChannel] > 0
+	})
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: jobs.Queues, LogLevel: asynq.FatalLevel})
 	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		if err := store.Announce(ctx, rdb, t.ResultWriter().TaskID()); err != nil {
 			return err
 		}
-		time.Sleep(gap) // asynq records the completion after this
+		time.Sleep(gap) // the work: asynq records the completion after it
 		return nil
 	})); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	v, err := jc.Enqueue(ctx, "alice", aspect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	got, err := jc.Wait(ctx, "alice", v.JobID, 20*time.Second, nil)
+	w := <-done
+	got, err := w.v, w.err
 	if err != nil {
 		t.Fatal(err)
 	}
